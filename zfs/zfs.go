@@ -1,0 +1,377 @@
+// Package zfs runs the zfs command line tool: it lists datasets, snapshots and bookmarks,
+// streams zfs send into zfs receive, and makes the few changes the receiving side needs.
+// It is the only package of zrep that runs zfs. It works with zfs-fuse 0.7 as well as
+// OpenZFS 2.x, detecting the optional features from zfs's usage text.
+package zfs
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/errors"
+)
+
+// ZFS runs zfs commands through a Runner. It is safe for concurrent use.
+type ZFS struct {
+	r Runner
+
+	mu       sync.Mutex
+	features *Features
+
+	// busyTimeout and busyInterval govern retries of DestroySnapshot on "is busy".
+	busyTimeout  time.Duration
+	busyInterval time.Duration
+}
+
+// New returns a ZFS that runs zfs through r (use &CLI{} for the real binary).
+func New(r Runner) *ZFS {
+	return &ZFS{r: r, busyTimeout: 10 * time.Second, busyInterval: 250 * time.Millisecond}
+}
+
+// Features detects the features of the installed zfs from its usage text (zfs run without
+// arguments). The result is cached; a failed detection is retried on the next call.
+func (z *ZFS) Features(ctx context.Context) (Features, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.features != nil {
+		return *z.features, nil
+	}
+	out, err := z.r.Run(ctx)
+	usage := string(out)
+	if err != nil {
+		var ce *CommandError
+		if !errors.As(err, &ce) || ctx.Err() != nil {
+			return Features{}, errors.Wrap(err, "detect zfs features")
+		}
+		usage = ce.Stderr + "\n" + usage
+	}
+	if !usageLooksValid(usage) {
+		return Features{}, errors.Errorf("detect zfs features: zfs without arguments did not print its usage text: %q",
+			truncate(usage, 200))
+	}
+	f := DetectFeatures(usage)
+	z.features = &f
+	return f, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// versionTypes is the -t list for versions.
+func (f Features) versionTypes() string {
+	if f.Bookmarks {
+		return "snapshot,bookmark"
+	}
+	return "snapshot"
+}
+
+// listArgs returns the arguments that list datasets and versions (with depth "-d 1" or
+// "-r"), and the parser for their output.
+func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]string, func(io.Reader) ([]entry, error), error) {
+	f, err := z.Features(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var args []string
+	parse := parseGet
+	if f.ListParsable {
+		args = append([]string{"list", "-H", "-p", "-o", "name," + listProps,
+			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
+		parse = parseList
+	} else {
+		args = append([]string{"get", "-H", "-p", "-o", "name,property,value"}, depth...)
+		args = append(args, listProps)
+	}
+	if root != "" {
+		args = append(args, root)
+	}
+	return args, parse, nil
+}
+
+// ListDatasets returns all filesystems and volumes of all pools, sorted by name.
+func (z *ZFS) ListDatasets(ctx context.Context) ([]Dataset, error) {
+	out, err := z.r.Run(ctx, "list", "-H", "-o", "name,type", "-t", "filesystem,volume")
+	if err != nil {
+		return nil, wrapCmd(err, "zfs list")
+	}
+	ds, err := parseDatasets(bytes.NewReader(out))
+	return ds, errors.Wrap(err, "zfs list")
+}
+
+// ListVersions returns the snapshots (and bookmarks where supported) of exactly that
+// dataset, sorted by CreateTXG, then name. It returns ErrNotFound if the dataset does not exist.
+func (z *ZFS) ListVersions(ctx context.Context, dataset string) ([]Version, error) {
+	if err := ValidateDatasetName(dataset); err != nil {
+		return nil, err
+	}
+	args, parse, err := z.listArgs(ctx, []string{"-d", "1"}, dataset)
+	if err != nil {
+		return nil, err
+	}
+	out, err := z.r.Run(ctx, args...)
+	if err != nil {
+		return nil, wrapCmd(err, "list versions of %s", dataset)
+	}
+	entries, err := parse(bytes.NewReader(out))
+	if err != nil {
+		return nil, errors.Wrapf(err, "list versions of %s", dataset)
+	}
+	tree, err := buildTree(entries, dataset)
+	if err != nil {
+		return nil, errors.Wrapf(err, "list versions of %s", dataset)
+	}
+	for _, d := range tree {
+		if d.Name == dataset {
+			if d.Versions == nil {
+				return []Version{}, nil
+			}
+			return d.Versions, nil
+		}
+	}
+	return nil, errors.Wrapf(ErrNotFound, "%s is not a filesystem or volume", dataset)
+}
+
+// ListTree returns filesystems and volumes with their versions, from one zfs process,
+// sorted by dataset name. root "" lists all pools; otherwise root and everything below it
+// (ErrNotFound if root does not exist).
+func (z *ZFS) ListTree(ctx context.Context, root string) ([]DatasetVersions, error) {
+	if root != "" {
+		if err := ValidateDatasetName(root); err != nil {
+			return nil, err
+		}
+	}
+	args, parse, err := z.listArgs(ctx, []string{"-r"}, root)
+	if err != nil {
+		return nil, err
+	}
+	what := "list all datasets"
+	if root != "" {
+		what = "list datasets under " + root
+	}
+	rc, err := z.r.StartOutput(ctx, args...)
+	if err != nil {
+		return nil, wrapCmd(err, "%s", what)
+	}
+	entries, err := parse(rc)
+	cerr := rc.Close()
+	if err != nil {
+		return nil, wrapCmd(err, "%s", what)
+	}
+	if cerr != nil {
+		return nil, wrapCmd(cerr, "%s", what)
+	}
+	tree, err := buildTree(entries, root)
+	if err != nil {
+		return nil, errors.Wrap(err, what)
+	}
+	if root != "" && (len(tree) == 0 || tree[0].Name != root) {
+		return nil, errors.Wrapf(ErrNotFound, "%s is not a filesystem or volume", root)
+	}
+	return tree, nil
+}
+
+// Exists reports whether a filesystem, volume, snapshot or bookmark exists.
+// Bookmark names report false where zfs has no bookmarks.
+func (z *ZFS) Exists(ctx context.Context, name string) (bool, error) {
+	typ := "filesystem,volume"
+	switch {
+	case strings.ContainsAny(name, "@#"):
+		_, sep, _, err := SplitVersion(name)
+		if err != nil {
+			return false, err
+		}
+		typ = "snapshot"
+		if sep == '#' {
+			f, err := z.Features(ctx)
+			if err != nil {
+				return false, err
+			}
+			if !f.Bookmarks {
+				return false, nil
+			}
+			typ = "bookmark"
+		}
+	default:
+		if err := ValidateDatasetName(name); err != nil {
+			return false, err
+		}
+	}
+	_, err := z.r.Run(ctx, "list", "-H", "-o", "name", "-t", typ, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, wrapCmd(err, "zfs list %s", name)
+}
+
+// SendOptions says what Send sends.
+type SendOptions struct {
+	Snapshot      string // the snapshot to send, "pool/a@s2"
+	From          string // optional incremental base: an earlier snapshot (or bookmark) of the same dataset
+	Intermediates bool   // -I (all snapshots between From and Snapshot in one stream) instead of -i
+}
+
+// sendArgs validates o and builds the arguments of zfs send; it runs nothing.
+func sendArgs(o SendOptions) ([]string, bool, error) {
+	if err := ValidateSnapshotName(o.Snapshot); err != nil {
+		return nil, false, err
+	}
+	ds, _ := splitVersionName(o.Snapshot)
+	if o.From == "" {
+		if o.Intermediates {
+			return nil, false, errors.Errorf("send %s: -I needs a From snapshot", o.Snapshot)
+		}
+		return []string{"send", o.Snapshot}, false, nil
+	}
+	fromDS, sep, _, err := SplitVersion(o.From)
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case fromDS != ds:
+		return nil, false, errors.Errorf("send %s: incremental base %s belongs to another dataset", o.Snapshot, o.From)
+	case o.From == o.Snapshot:
+		return nil, false, errors.Errorf("send %s: incremental base is the snapshot itself", o.Snapshot)
+	case sep == '#' && o.Intermediates:
+		return nil, false, errors.Errorf("send %s: -I needs a snapshot as base, not bookmark %s", o.Snapshot, o.From)
+	}
+	flag := "-i"
+	if o.Intermediates {
+		flag = "-I"
+	}
+	return []string{"send", flag, o.From, o.Snapshot}, sep == '#', nil
+}
+
+// Send starts `zfs send [-i|-I FROM] SNAPSHOT` and returns its stream; see Runner.StartOutput
+// for how the end of the stream and Close behave. Names are validated before anything runs.
+func (z *ZFS) Send(ctx context.Context, o SendOptions) (io.ReadCloser, error) {
+	args, fromBookmark, err := sendArgs(o)
+	if err != nil {
+		return nil, err
+	}
+	if fromBookmark {
+		f, err := z.Features(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !f.Bookmarks {
+			return nil, errors.Wrapf(ErrUnsupported, "send from bookmark %s", o.From)
+		}
+	}
+	rc, err := z.r.StartOutput(ctx, args...)
+	if err != nil {
+		return nil, wrapCmd(err, "zfs send %s", o.Snapshot)
+	}
+	return rc, nil
+}
+
+// RecvOptions says how Recv receives.
+type RecvOptions struct {
+	Target    string // dataset to receive into, "backup/pool/a"
+	Force     bool   // -F (only when the operator asked to roll back)
+	Unmounted bool   // -u; an error wrapping ErrUnsupported if zfs lacks it
+}
+
+// recvArgs validates o and builds the arguments of zfs receive.
+func recvArgs(o RecvOptions, f Features) ([]string, error) {
+	if err := ValidateDatasetName(o.Target); err != nil {
+		return nil, err
+	}
+	args := []string{"receive"}
+	if o.Force {
+		args = append(args, "-F")
+	}
+	if o.Unmounted {
+		if !f.RecvUnmounted {
+			return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -u", o.Target)
+		}
+		args = append(args, "-u")
+	}
+	return append(args, o.Target), nil
+}
+
+// Recv starts `zfs receive [-F] [-u] TARGET` and returns its stdin. Close it to finish the
+// receive (its error says whether zfs accepted the stream), or Abort it to discard it.
+// After an Abort, zfs-fuse's daemon may answer "dataset is busy" for the target for a
+// second or two while it winds the receive down.
+func (z *ZFS) Recv(ctx context.Context, o RecvOptions) (InputStream, error) {
+	if err := ValidateDatasetName(o.Target); err != nil {
+		return nil, err
+	}
+	var f Features
+	if o.Unmounted {
+		var err error
+		if f, err = z.Features(ctx); err != nil {
+			return nil, err
+		}
+	}
+	args, err := recvArgs(o, f)
+	if err != nil {
+		return nil, err
+	}
+	in, err := z.r.StartInput(ctx, args...)
+	if err != nil {
+		return nil, wrapCmd(err, "zfs receive %s", o.Target)
+	}
+	return in, nil
+}
+
+// CreatePlaceholder creates an unmounted filesystem to hold received children:
+// `zfs create -o mountpoint=none DATASET`. Its parent must exist.
+func (z *ZFS) CreatePlaceholder(ctx context.Context, dataset string) error {
+	if err := ValidateDatasetName(dataset); err != nil {
+		return err
+	}
+	if !strings.Contains(dataset, "/") {
+		return invalidName(dataset, "a pool cannot be created with zfs create")
+	}
+	_, err := z.r.Run(ctx, "create", "-o", "mountpoint=none", dataset)
+	return wrapCmd(err, "zfs create %s", dataset)
+}
+
+// Rollback rolls a dataset back to snapshot: `zfs rollback [-r] SNAPSHOT`. With
+// destroyNewer, snapshots newer than snapshot are destroyed (zfs refuses otherwise).
+func (z *ZFS) Rollback(ctx context.Context, snapshot string, destroyNewer bool) error {
+	if err := ValidateSnapshotName(snapshot); err != nil {
+		return err
+	}
+	args := []string{"rollback"}
+	if destroyNewer {
+		args = append(args, "-r")
+	}
+	_, err := z.r.Run(ctx, append(args, snapshot)...)
+	return wrapCmd(err, "zfs rollback %s", snapshot)
+}
+
+// DestroySnapshot destroys one snapshot: `zfs destroy SNAPSHOT`. Anything that is not a
+// snapshot name is refused. "busy" answers are retried for a few seconds.
+// A snapshot that does not exist gives an error matching ErrNotFound.
+func (z *ZFS) DestroySnapshot(ctx context.Context, snapshot string) error {
+	if err := ValidateSnapshotName(snapshot); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(z.busyTimeout)
+	for {
+		_, err := z.r.Run(ctx, "destroy", snapshot)
+		if err == nil || !isBusy(err) || time.Now().Add(z.busyInterval).After(deadline) {
+			return wrapCmd(err, "zfs destroy %s", snapshot)
+		}
+		t := time.NewTimer(z.busyInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Wrapf(ctx.Err(), "zfs destroy %s (busy: %v)", snapshot, err)
+		case <-t.C:
+		}
+	}
+}
