@@ -1,0 +1,111 @@
+// Package api defines the calls the zrep source endpoint serves: their
+// names, request and response types, and the encoding of listing bodies.
+// Both the server (handlers) and the client side import it; it imports
+// nothing of zrep.
+package api
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/pkg/errors"
+)
+
+// Method names served by the endpoint.
+const (
+	MethodListFilesystems = "ListFilesystems"
+	MethodListVersions    = "ListVersions"
+	MethodSend            = "Send"
+)
+
+// ListFilesystemsRequest asks for the filesystems and volumes the caller
+// may see.
+type ListFilesystemsRequest struct {
+	// WithVersions includes each dataset's snapshots (and bookmarks) in the
+	// same listing, so that a puller plans a whole run with one call.
+	WithVersions bool `json:"with_versions,omitempty"`
+}
+
+// ListVersionsRequest asks for the snapshots and bookmarks of one dataset.
+type ListVersionsRequest struct {
+	Dataset string `json:"dataset"`
+}
+
+// ListResponse announces a listing. The records follow in the body as JSON
+// lines (see ReadListing); the counts let the client check that it got them all.
+type ListResponse struct {
+	Filesystems int `json:"filesystems"`
+	Versions    int `json:"versions"`
+}
+
+// SendRequest asks for a `zfs send` stream of To, incremental from From
+// when From is set. Both are full names ("pool/a@s1") of Dataset's
+// snapshots (From may also be a bookmark, "pool/a#b1"). The GUIDs, when
+// set, must match: they guard against a snapshot destroyed and re-created
+// under the same name between listing and sending.
+type SendRequest struct {
+	Dataset  string `json:"dataset"`
+	To       string `json:"to"`
+	ToGUID   GUID   `json:"to_guid,omitempty"`
+	From     string `json:"from,omitempty"`
+	FromGUID GUID   `json:"from_guid,omitempty"`
+	// Intermediates sends every snapshot between From and To (zfs send -I)
+	// in the one stream, instead of the difference only (-i).
+	Intermediates bool `json:"intermediates,omitempty"`
+}
+
+// SendResponse describes the stream that follows as the body.
+type SendResponse struct {
+	To   Version  `json:"to"`
+	From *Version `json:"from,omitempty"`
+}
+
+// Filesystem is a filesystem or volume.
+type Filesystem struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // "filesystem" or "volume"
+	// Versions is filled by the client from the listing's version records.
+	Versions []Version `json:"versions,omitempty"`
+}
+
+// Version is a snapshot or a bookmark.
+type Version struct {
+	Name      string    `json:"name"` // "pool/a@s1" or "pool/a#b1"
+	Type      string    `json:"type"` // "snapshot" or "bookmark"
+	GUID      GUID      `json:"guid"`
+	CreateTXG uint64    `json:"createtxg"`
+	Creation  time.Time `json:"creation"`
+}
+
+// Version types.
+const (
+	TypeSnapshot = "snapshot"
+	TypeBookmark = "bookmark"
+)
+
+// GUID is a ZFS guid. It travels as a decimal string: it is a 64-bit
+// number, beyond what JSON numbers carry exactly.
+type GUID uint64
+
+// String returns the guid in decimal.
+func (g GUID) String() string { return strconv.FormatUint(uint64(g), 10) }
+
+// MarshalJSON encodes the guid as a decimal string.
+func (g GUID) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + g.String() + `"`), nil
+}
+
+// UnmarshalJSON decodes a decimal string.
+func (g *GUID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.Errorf("guid must be a decimal string, got %s", b)
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return errors.Errorf("guid %q is not a 64-bit decimal number", s)
+	}
+	*g = GUID(v)
+	return nil
+}

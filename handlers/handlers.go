@@ -1,0 +1,227 @@
+// Package handlers implements the calls of the zrep source endpoint:
+// listing datasets and their versions, and `zfs send`, each restricted by
+// the caller's dataset policy. The handlers only read: nothing here creates,
+// destroys, rolls back or receives anything on the source host.
+//
+// A dataset the policy denies is answered exactly like one that does not
+// exist (same code, same message), so a key cannot probe for names.
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sort"
+
+	"github.com/pkg/errors"
+	"go.uber.org/zap"
+
+	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/policy"
+	"github.com/zrep/zrep/rpc"
+	"github.com/zrep/zrep/zfs"
+)
+
+// ZFS is what the handlers need of the zfs package; tests substitute a fake.
+type ZFS interface {
+	ListDatasets(ctx context.Context) ([]zfs.Dataset, error)
+	ListVersions(ctx context.Context, dataset string) ([]zfs.Version, error)
+	ListTree(ctx context.Context, root string) ([]zfs.DatasetVersions, error)
+	Send(ctx context.Context, o zfs.SendOptions) (io.ReadCloser, error)
+}
+
+var _ ZFS = (*zfs.ZFS)(nil)
+
+// Policy decides which datasets the caller may see.
+type Policy interface {
+	Allows(dataset string) bool
+}
+
+var _ Policy = (*policy.Filter)(nil)
+
+// Handlers serves one caller (one identity) with its policy.
+type Handlers struct {
+	zfs    ZFS
+	policy Policy
+	log    *zap.Logger
+}
+
+// New returns the handlers for a caller whose datasets p allows.
+func New(z ZFS, p Policy, log *zap.Logger) *Handlers {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Handlers{zfs: z, policy: p, log: log}
+}
+
+// Register adds every call of the endpoint to s.
+func (h *Handlers) Register(s *rpc.Server) error {
+	for name, fn := range map[string]any{
+		api.MethodListFilesystems: h.ListFilesystems,
+		api.MethodListVersions:    h.ListVersions,
+		api.MethodSend:            h.Send,
+	} {
+		if err := s.Register(name, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notFound is the one answer for a dataset that does not exist and for one
+// the policy denies.
+func notFound(dataset string) error {
+	return rpc.Errorf(rpc.CodeNotFound, "dataset %q does not exist", dataset)
+}
+
+func invalid(err error) error {
+	return rpc.Errorf(rpc.CodeInvalidArgument, "%v", err)
+}
+
+// ListFilesystems lists the filesystems and volumes the policy allows,
+// optionally with their versions; the listing is the body (api.ReadListing).
+func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsRequest) (*api.ListResponse, io.ReadCloser, error) {
+	var out []api.Filesystem
+	if req.WithVersions {
+		tree, err := h.zfs.ListTree(ctx, "")
+		if err != nil {
+			return nil, nil, errors.WithMessage(err, "listing datasets")
+		}
+		for _, d := range tree {
+			if h.policy.Allows(d.Name) {
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Versions: apiVersions(d.Versions)})
+			}
+		}
+	} else {
+		list, err := h.zfs.ListDatasets(ctx)
+		if err != nil {
+			return nil, nil, errors.WithMessage(err, "listing datasets")
+		}
+		for _, d := range list {
+			if h.policy.Allows(d.Name) {
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type)})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return listing(out, nil)
+}
+
+// ListVersions lists the snapshots (and bookmarks) of one allowed dataset,
+// oldest first.
+func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest) (*api.ListResponse, io.ReadCloser, error) {
+	versions, err := h.versions(ctx, req.Dataset)
+	if err != nil {
+		return nil, nil, err
+	}
+	return listing(nil, apiVersions(versions))
+}
+
+// versions validates dataset, applies the policy and lists its versions.
+func (h *Handlers) versions(ctx context.Context, dataset string) ([]zfs.Version, error) {
+	if err := zfs.ValidateDatasetName(dataset); err != nil {
+		return nil, invalid(err)
+	}
+	if !h.policy.Allows(dataset) {
+		return nil, notFound(dataset)
+	}
+	versions, err := h.zfs.ListVersions(ctx, dataset)
+	if errors.Is(err, zfs.ErrNotFound) {
+		return nil, notFound(dataset)
+	}
+	return versions, errors.WithMessagef(err, "listing versions of %s", dataset)
+}
+
+func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListResponse, io.ReadCloser, error) {
+	body, resp, err := api.EncodeListing(filesystems, versions)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &resp, io.NopCloser(bytes.NewReader(body)), nil
+}
+
+// Send streams `zfs send` of req.To (incremental from req.From) as the
+// body. Both must be versions of req.Dataset, exist, and match the GUIDs
+// when the request names them; From must be older than To.
+func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	if err := zfs.ValidateSnapshotName(req.To); err != nil {
+		return nil, nil, invalid(err)
+	}
+	if req.From != "" {
+		if err := zfs.ValidateVersionName(req.From); err != nil {
+			return nil, nil, invalid(err)
+		}
+	}
+	for _, v := range []string{req.To, req.From} {
+		if ds, _, _, _ := zfs.SplitVersion(v); v != "" && ds != req.Dataset {
+			return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "%q is not a snapshot or bookmark of dataset %q", v, req.Dataset)
+		}
+	}
+	if req.Intermediates {
+		// zfs send -I needs a snapshot to start from; refuse here rather
+		// than let zfs fail with an internal error.
+		if req.From == "" {
+			return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "intermediates needs an incremental base (from)")
+		}
+		if _, sep, _, _ := zfs.SplitVersion(req.From); sep != '@' {
+			return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "intermediates needs a snapshot as incremental base, not bookmark %q", req.From)
+		}
+	}
+	versions, err := h.versions(ctx, req.Dataset)
+	if err != nil {
+		return nil, nil, err
+	}
+	to, err := findVersion(versions, req.To, req.ToGUID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if to.Type != zfs.Snapshot {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "%q is not a snapshot", req.To)
+	}
+	resp := &api.SendResponse{To: apiVersion(to)}
+	if req.From != "" {
+		from, err := findVersion(versions, req.From, req.FromGUID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if from.CreateTXG >= to.CreateTXG {
+			return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "incremental base %q is not older than %q", req.From, req.To)
+		}
+		v := apiVersion(from)
+		resp.From = &v
+	}
+	stream, err := h.zfs.Send(ctx, zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates})
+	if err != nil {
+		return nil, nil, errors.WithMessagef(err, "zfs send %s", req.To)
+	}
+	h.log.Info("sending", zap.String("dataset", req.Dataset), zap.String("to", req.To),
+		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates))
+	return resp, stream, nil
+}
+
+// findVersion finds name among versions; a guid that does not match means
+// the version named in the request is gone.
+func findVersion(versions []zfs.Version, name string, guid api.GUID) (zfs.Version, error) {
+	for _, v := range versions {
+		if v.Name != name {
+			continue
+		}
+		if guid != 0 && api.GUID(v.GUID) != guid {
+			return v, rpc.Errorf(rpc.CodeNotFound, "%q has guid %d, not %d: the version the request names was destroyed and re-created", name, v.GUID, guid)
+		}
+		return v, nil
+	}
+	return zfs.Version{}, rpc.Errorf(rpc.CodeNotFound, "%q does not exist", name)
+}
+
+func apiVersion(v zfs.Version) api.Version {
+	return api.Version{Name: v.Name, Type: string(v.Type), GUID: api.GUID(v.GUID), CreateTXG: v.CreateTXG, Creation: v.Creation}
+}
+
+func apiVersions(vs []zfs.Version) []api.Version {
+	out := make([]api.Version, len(vs))
+	for i, v := range vs {
+		out[i] = apiVersion(v)
+	}
+	return out
+}
