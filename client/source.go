@@ -1,0 +1,124 @@
+package client
+
+import (
+	"context"
+	"io"
+
+	"github.com/pkg/errors"
+
+	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/rpc"
+)
+
+// Source is a session with a source endpoint, with one typed method per
+// call. One call runs at a time; a Send stream holds the session until it
+// is read to the end or closed.
+type Source struct {
+	rpc  *rpc.Client
+	conn io.ReadWriteCloser
+	diag func(error) error
+}
+
+// Connect performs the protocol handshake over conn. When conn is a Conn
+// (the system ssh), failures are explained with ssh's own words.
+func Connect(ctx context.Context, conn io.ReadWriteCloser, cfg rpc.Config) (*Source, error) {
+	s := &Source{conn: conn, diag: func(err error) error { return err }}
+	if c, ok := conn.(Conn); ok {
+		s.diag = c.Diagnose
+	}
+	cl, err := rpc.NewClient(ctx, conn, cfg)
+	if err != nil {
+		return nil, s.diag(errors.WithMessage(err, "connecting to the source"))
+	}
+	s.rpc = cl
+	return s, nil
+}
+
+// Dial connects with d and performs the handshake.
+func Dial(ctx context.Context, d Dialer, cfg rpc.Config) (*Source, error) {
+	conn, err := d.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Connect(ctx, conn, cfg)
+}
+
+// ServerVersion is the software version the source announced.
+func (s *Source) ServerVersion() string { return s.rpc.PeerSoftware() }
+
+// explain adds the transport's diagnosis to errors of the session itself
+// (not to call errors, which come from the server and say what they mean).
+func (s *Source) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *rpc.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return s.diag(err)
+}
+
+// ListFilesystems lists the datasets the key may see, with their versions
+// when withVersions is set.
+func (s *Source) ListFilesystems(ctx context.Context, withVersions bool) ([]api.Filesystem, error) {
+	var resp api.ListResponse
+	body, err := s.rpc.CallStream(ctx, api.MethodListFilesystems, api.ListFilesystemsRequest{WithVersions: withVersions}, &resp)
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	defer body.Close()
+	fss, _, err := api.ReadListing(body, resp)
+	return fss, s.explain(errors.WithMessage(err, "listing filesystems"))
+}
+
+// ListVersions lists one dataset's snapshots and bookmarks, oldest first.
+func (s *Source) ListVersions(ctx context.Context, dataset string) ([]api.Version, error) {
+	var resp api.ListResponse
+	body, err := s.rpc.CallStream(ctx, api.MethodListVersions, api.ListVersionsRequest{Dataset: dataset}, &resp)
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	defer body.Close()
+	_, vs, err := api.ReadListing(body, resp)
+	return vs, s.explain(errors.WithMessagef(err, "listing versions of %s", dataset))
+}
+
+// Send starts a zfs send stream. The stream's Read returns io.EOF only
+// when the whole stream arrived and zfs send succeeded on the source.
+func (s *Source) Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	var resp api.SendResponse
+	body, err := s.rpc.CallStream(ctx, api.MethodSend, req, &resp)
+	if err != nil {
+		return nil, nil, s.explain(err)
+	}
+	if body == nil {
+		return nil, nil, errors.Errorf("zfs send %s: the source sent no stream", req.To)
+	}
+	return &resp, &explainedBody{ReadCloser: body, s: s}, nil
+}
+
+// explainedBody adds the transport's diagnosis to a broken stream.
+type explainedBody struct {
+	io.ReadCloser
+	s *Source
+}
+
+func (b *explainedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.s.explain(err)
+	}
+	return n, err
+}
+
+// WriteTo keeps the body's zero-copy WriteTo for io.Copy.
+func (b *explainedBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.Copy(w, b.ReadCloser)
+	return n, b.s.explain(err)
+}
+
+// Close ends the session in order; the rpc client closes the transport.
+func (s *Source) Close() error {
+	return s.explain(s.rpc.Close())
+}

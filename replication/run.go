@@ -1,0 +1,383 @@
+package replication
+
+import (
+	"context"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pkg/errors"
+	"go.uber.org/zap"
+
+	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/zfs"
+)
+
+// Source is the endpoint replicated from; *client.Source implements it.
+type Source interface {
+	ListFilesystems(ctx context.Context, withVersions bool) ([]api.Filesystem, error)
+	Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error)
+}
+
+// Target is the local zfs received into; *zfs.ZFS implements it.
+type Target interface {
+	Features(ctx context.Context) (zfs.Features, error)
+	ListTree(ctx context.Context, root string) ([]zfs.DatasetVersions, error)
+	ListVersions(ctx context.Context, dataset string) ([]zfs.Version, error)
+	Exists(ctx context.Context, name string) (bool, error)
+	CreatePlaceholder(ctx context.Context, dataset string) error
+	Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStream, error)
+	Rollback(ctx context.Context, snapshot string, destroyNewer bool) error
+	DestroySnapshot(ctx context.Context, snapshot string) error
+}
+
+var _ Target = (*zfs.ZFS)(nil)
+
+// Options configure a run.
+type Options struct {
+	// Root is the local dataset under which source datasets are received:
+	// tank/data under backup/host1 becomes backup/host1/tank/data.
+	Root string
+	// Datasets limits the run to these source datasets; empty means every
+	// dataset the key may see.
+	Datasets []string
+	// DryRun plans and reports, and changes nothing.
+	DryRun bool
+	// ForceRollback allows destroying target snapshots the source lacks and
+	// receiving with -F. Without it, nothing is ever rolled back or destroyed.
+	ForceRollback bool
+	// Reporter receives the run's events; nil discards them.
+	Reporter Reporter
+	Log      *zap.Logger
+}
+
+// Outcome is how a dataset's replication ended.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeReplicated  Outcome = "replicated"
+	OutcomeUpToDate    Outcome = "up-to-date"
+	OutcomeNoSnapshots Outcome = "no-snapshots"
+	OutcomePlanned     Outcome = "planned" // dry run
+	OutcomeDiverged    Outcome = "diverged"
+	OutcomeFailed      Outcome = "failed"
+)
+
+// Failed reports whether the outcome makes the run fail.
+func (o Outcome) Failed() bool { return o == OutcomeDiverged || o == OutcomeFailed }
+
+// Result is one dataset's outcome.
+type Result struct {
+	Dataset   string        `json:"dataset"`
+	Target    string        `json:"target"`
+	Outcome   Outcome       `json:"outcome"`
+	Snapshots int           `json:"snapshots"` // received (planned, in a dry run)
+	Bytes     int64         `json:"bytes"`
+	Duration  time.Duration `json:"duration_ns"`
+	Error     string        `json:"error,omitempty"`
+}
+
+// Summary is the outcome of a run.
+type Summary struct {
+	Results []Result `json:"results"`
+	Failed  int      `json:"failed"`
+}
+
+// Run replicates the selected source datasets under o.Root. A failure on
+// one dataset does not stop the others; it is in the summary. The error is
+// for failures of the whole run (the listing failed, a bad root).
+func Run(ctx context.Context, src Source, dst Target, o Options) (*Summary, error) {
+	r := &runner{src: src, dst: dst, o: o, log: o.Log, rep: o.Reporter, created: map[string]bool{}}
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	if r.rep == nil {
+		r.rep = discard{}
+	}
+	if err := zfs.ValidateDatasetName(o.Root); err != nil {
+		return nil, errors.WithMessage(err, "--root")
+	}
+	plans, early, err := r.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.emit(Event{Type: EventPlan, Plan: plans})
+	sum := &Summary{Results: early}
+	for _, p := range plans {
+		res := r.execute(ctx, p)
+		sum.Results = append(sum.Results, res)
+	}
+	sort.SliceStable(sum.Results, func(i, j int) bool { return sum.Results[i].Dataset < sum.Results[j].Dataset })
+	for _, res := range sum.Results {
+		if res.Outcome.Failed() {
+			sum.Failed++
+		}
+	}
+	r.emit(Event{Type: EventSummary, Summary: sum})
+	return sum, nil
+}
+
+type runner struct {
+	src      Source
+	dst      Target
+	o        Options
+	log      *zap.Logger
+	rep      Reporter
+	features zfs.Features
+	local    map[string]*zfs.DatasetVersions // the target tree under Root
+	created  map[string]bool                 // placeholders made by this run
+}
+
+// plan lists both sides (one call each) and plans every selected dataset.
+// Datasets asked for that the source does not show come back as results.
+func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
+	var err error
+	if r.features, err = r.dst.Features(ctx); err != nil {
+		return nil, nil, errors.WithMessage(err, "detecting the local zfs")
+	}
+	remote, err := r.src.ListFilesystems(ctx, true)
+	if err != nil {
+		return nil, nil, errors.WithMessage(err, "listing the source's datasets")
+	}
+	tree, err := r.dst.ListTree(ctx, r.o.Root)
+	if err != nil && !errors.Is(err, zfs.ErrNotFound) {
+		return nil, nil, errors.WithMessagef(err, "listing the target %s", r.o.Root)
+	}
+	r.local = make(map[string]*zfs.DatasetVersions, len(tree))
+	for i := range tree {
+		r.local[tree[i].Name] = &tree[i]
+	}
+	selected, missing := selectDatasets(remote, r.o.Datasets)
+	var early []Result
+	for _, name := range missing {
+		early = append(early, Result{Dataset: name, Target: r.targetName(name), Outcome: OutcomeFailed,
+			Error: "not on the source: it does not exist, or this key may not see it"})
+	}
+	plans := make([]DatasetPlan, 0, len(selected))
+	for _, fs := range selected {
+		target := r.targetName(fs.Name)
+		plans = append(plans, PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback}))
+	}
+	return plans, early, nil
+}
+
+func (r *runner) targetName(dataset string) string { return r.o.Root + "/" + dataset }
+
+// selectDatasets picks the named datasets (all when names is empty), sorted
+// by name so that parents are received before their children.
+func selectDatasets(remote []api.Filesystem, names []string) ([]api.Filesystem, []string) {
+	byName := make(map[string]api.Filesystem, len(remote))
+	for _, fs := range remote {
+		byName[fs.Name] = fs
+	}
+	var out []api.Filesystem
+	var missing []string
+	if len(names) == 0 {
+		out = append(out, remote...)
+	} else {
+		seen := map[string]bool{}
+		for _, n := range names {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			if fs, ok := byName[n]; ok {
+				out = append(out, fs)
+			} else {
+				missing = append(missing, n)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, missing
+}
+
+// execute carries out one dataset's plan.
+func (r *runner) execute(ctx context.Context, p DatasetPlan) (res Result) {
+	res = Result{Dataset: p.Dataset, Target: p.Target}
+	start := time.Now()
+	defer func() {
+		res.Duration = time.Since(start)
+		r.emit(Event{Type: EventDatasetDone, Dataset: p.Dataset, Target: p.Target, Result: &res})
+	}()
+	switch p.Action {
+	case ActionUpToDate:
+		res.Outcome = OutcomeUpToDate
+		return res
+	case ActionNoSource:
+		res.Outcome = OutcomeNoSnapshots
+		return res
+	case ActionDiverged:
+		res.Outcome, res.Error = OutcomeDiverged, p.Diverged.Error()
+		r.emit(Event{Type: EventError, Dataset: p.Dataset, Target: p.Target, Error: res.Error})
+		return res
+	}
+	if r.o.DryRun {
+		res.Outcome = OutcomePlanned
+		for _, s := range p.Steps {
+			res.Snapshots += len(s.Snapshots)
+		}
+		return res
+	}
+	if err := r.replicate(ctx, p, &res); err != nil {
+		res.Outcome, res.Error = OutcomeFailed, err.Error()
+		r.log.Error("replication failed", zap.String("dataset", p.Dataset), zap.String("target", p.Target), zap.Error(err))
+		r.emit(Event{Type: EventError, Dataset: p.Dataset, Target: p.Target, Error: res.Error})
+		return res
+	}
+	res.Outcome = OutcomeReplicated
+	return res
+}
+
+func (r *runner) replicate(ctx context.Context, p DatasetPlan, res *Result) error {
+	if !p.TargetExists {
+		if err := r.ensureParents(ctx, p.Target); err != nil {
+			return err
+		}
+	}
+	if p.RollbackTo != "" {
+		r.log.Warn("rolling back the diverged target", zap.String("target", p.Target), zap.String("to", p.RollbackTo))
+		if err := r.dst.Rollback(ctx, p.RollbackTo, true); err != nil {
+			return errors.WithMessagef(err, "rolling %s back to %s", p.Target, short(p.RollbackTo))
+		}
+	}
+	for _, snap := range p.DestroySnapshots {
+		r.log.Warn("destroying a snapshot the source does not have", zap.String("snapshot", snap))
+		if err := r.dst.DestroySnapshot(ctx, snap); err != nil {
+			return errors.WithMessagef(err, "destroying %s", snap)
+		}
+	}
+	var done []Step
+	var stepErr error
+	for i, step := range p.Steps {
+		n, err := r.runStep(ctx, p, i, step)
+		res.Bytes += n
+		if err != nil {
+			stepErr = errors.WithMessagef(err, "%s: %s into %s", p.Dataset, step, p.Target)
+			break
+		}
+		done = append(done, step)
+		res.Snapshots += len(step.Snapshots)
+	}
+	// Check what arrived even when a later step failed: every snapshot the
+	// completed steps carried must be on the target with the source's guid.
+	if err := r.verify(ctx, p.Target, done); err != nil {
+		if stepErr != nil {
+			return errors.Errorf("%v; and %v", stepErr, err)
+		}
+		return err
+	}
+	return stepErr
+}
+
+// ensureParents creates the missing ancestors of target, as unmounted
+// placeholders (children received below them then need no mountpoint
+// directory inside them). The pool must exist.
+func (r *runner) ensureParents(ctx context.Context, target string) error {
+	parts := strings.Split(target, "/")
+	for i := range len(parts) - 1 {
+		ds := strings.Join(parts[:i+1], "/")
+		if r.local[ds] != nil || r.created[ds] {
+			continue
+		}
+		exists, err := r.dst.Exists(ctx, ds)
+		if err != nil {
+			return errors.WithMessagef(err, "checking %s", ds)
+		}
+		switch {
+		case !exists && i == 0:
+			return errors.Errorf("the pool %s does not exist on this host", ds)
+		case !exists:
+			r.log.Info("creating placeholder", zap.String("dataset", ds))
+			if err := r.dst.CreatePlaceholder(ctx, ds); err != nil {
+				return errors.WithMessagef(err, "creating the parent %s", ds)
+			}
+		}
+		r.created[ds] = true
+	}
+	return nil
+}
+
+// runStep streams one step from the source into zfs recv. On any failure
+// the receive is aborted: zfs recv is atomic, so the target stays as it was
+// before the step.
+func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (int64, error) {
+	req := api.SendRequest{Dataset: p.Dataset, To: step.To.Name, ToGUID: step.To.GUID, Intermediates: step.Intermediates}
+	if step.From != nil {
+		req.From, req.FromGUID = step.From.Name, step.From.GUID
+	}
+	r.emit(Event{Type: EventStepStart, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps)})
+	start := time.Now()
+	resp, stream, err := r.src.Send(ctx, req)
+	if err != nil {
+		return 0, errors.WithMessage(err, "source")
+	}
+	defer stream.Close()
+	if resp.To.GUID != step.To.GUID {
+		return 0, errors.Errorf("the source sends %s with guid %s, planned %s", step.To.Name, resp.To.GUID, step.To.GUID)
+	}
+	in, err := r.dst.Recv(ctx, zfs.RecvOptions{Target: p.Target, Force: p.Force, Unmounted: r.features.RecvUnmounted})
+	if err != nil {
+		return 0, err
+	}
+	pw := newProgressWriter(in, func(n int64, final bool) {
+		r.emit(Event{Type: EventProgress, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
+			Bytes: n, BytesPerSecond: rate(n, time.Since(start))})
+	})
+	n, err := io.Copy(pw, stream)
+	if err != nil {
+		_ = in.Abort()
+		return n, errors.WithMessagef(err, "stream cut after %s; the target is unchanged by this step", HumanBytes(n))
+	}
+	if err := in.Close(); err != nil {
+		return n, err
+	}
+	pw.flush()
+	r.emit(Event{Type: EventStepDone, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
+		Bytes: n, BytesPerSecond: rate(n, time.Since(start)), Duration: time.Since(start)})
+	return n, nil
+}
+
+// verify checks that the target holds every snapshot of steps with the
+// source's guid.
+func (r *runner) verify(ctx context.Context, target string, steps []Step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	versions, err := r.dst.ListVersions(ctx, target)
+	if err != nil {
+		return errors.WithMessagef(err, "listing %s to verify it", target)
+	}
+	have := make(map[string]uint64, len(versions))
+	for _, v := range versions {
+		have[v.ShortName()] = v.GUID
+	}
+	for _, s := range steps {
+		for _, snap := range s.Snapshots {
+			name := strings.TrimPrefix(short(snap.Name), "@")
+			guid, ok := have[name]
+			switch {
+			case !ok:
+				return errors.Errorf("verification failed: %s@%s is missing on the target after receiving it", target, name)
+			case api.GUID(guid) != snap.GUID:
+				return errors.Errorf("verification failed: %s@%s has guid %d on the target, %s on the source", target, name, guid, snap.GUID)
+			}
+		}
+	}
+	return nil
+}
+
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// emit stamps ev with the time and reports it.
+func (r *runner) emit(ev Event) {
+	ev.Time = time.Now().UTC()
+	r.rep.Report(ev)
+}
