@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/pkg/errors"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+
+	"github.com/zrep/zrep/client"
+	"github.com/zrep/zrep/rpc"
+	"github.com/zrep/zrep/server"
+)
+
+// connFlags are how ls and pull reach the source endpoint.
+type connFlags struct {
+	ssh         string
+	sshPort     int
+	sshIdentity string
+	sshOptions  []string
+	sshBin      string
+	local       bool
+	serve       server.ServeConfig
+}
+
+const connHelp = `Connecting: --ssh USER@HOST runs the system ssh (your ~/.ssh/config, agent and
+known_hosts apply; BatchMode=yes unless you pass --ssh-option BatchMode=no); the
+remote side is the forced command of the key. --local --policy FILE --identity
+NAME runs the endpoint in this process instead, for same-host replication and
+for trying out a policy.`
+
+func (c *connFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.ssh, "ssh", "", "connect with the system ssh to `USER@HOST`")
+	fs.IntVar(&c.sshPort, "ssh-port", 0, "ssh port (default: ssh's own, usually 22)")
+	fs.StringVar(&c.sshIdentity, "ssh-identity", "", "ssh private key `FILE` (ssh -i)")
+	fs.StringArrayVar(&c.sshOptions, "ssh-option", nil, "ssh option `K=V`, passed as -o K=V (repeatable)")
+	fs.StringVar(&c.sshBin, "ssh-bin", "ssh", "ssh binary to run")
+	fs.BoolVar(&c.local, "local", false, "run the endpoint in this process instead of over ssh")
+	fs.StringVar(&c.serve.PolicyFile, "policy", "", "with --local: the policy `FILE`")
+	fs.StringVar(&c.serve.Identity, "identity", "", "with --local: the identity in the policy file")
+}
+
+// connect opens a session with the source. close ends it in order.
+func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger) (src *client.Source, closeFn func() error, err error) {
+	cfg := rpc.Config{SoftwareVersion: version, Logger: log.Named("rpc")}
+	switch {
+	case c.local && c.ssh != "":
+		return nil, nil, withExit(exitUsage, errors.New("--ssh and --local exclude each other"))
+	case c.local:
+		c.serve.ZFSBin = zfsBin
+		ep, err := server.NewEndpoint(c.serve, log.Named("endpoint"))
+		if err != nil {
+			return nil, nil, withExit(exitUsage, err)
+		}
+		conn, wait, err := server.Local(ctx, ep, version)
+		if err != nil {
+			return nil, nil, withExit(exitFailure, err)
+		}
+		src, err := client.Connect(ctx, conn, cfg)
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, withExit(exitConnect, err)
+		}
+		return src, func() error {
+			cerr := src.Close()
+			if werr := wait(); werr != nil && cerr == nil {
+				cerr = errors.WithMessage(werr, "local endpoint")
+			}
+			return cerr
+		}, nil
+	case c.ssh != "":
+		if c.serve.PolicyFile != "" || c.serve.Identity != "" {
+			return nil, nil, withExit(exitUsage, errors.New("--policy and --identity go with --local; over ssh, the key's forced command chooses them"))
+		}
+		d := &client.SSH{
+			Destination: c.ssh,
+			Port:        c.sshPort,
+			Identity:    c.sshIdentity,
+			Options:     c.sshOptions,
+			Bin:         c.sshBin,
+			Log:         log.Named("ssh"),
+		}
+		if _, err := d.Args(); err != nil {
+			return nil, nil, withExit(exitUsage, err)
+		}
+		src, err := client.Dial(ctx, d, cfg)
+		if err != nil {
+			return nil, nil, withExit(exitConnect, err)
+		}
+		return src, src.Close, nil
+	}
+	return nil, nil, withExit(exitUsage, errors.New("say where the source is: --ssh USER@HOST, or --local --policy FILE --identity NAME"))
+}
+
+// isSessionError reports whether err is the session with the source failing
+// (as opposed to a call or a local step failing).
+func isSessionError(err error) bool {
+	var sshErr *client.SSHError
+	return errors.As(err, &sshErr) || errors.Is(err, rpc.ErrPeerGone) || errors.Is(err, rpc.ErrHandshake) ||
+		errors.Is(err, rpc.ErrPeerUnresponsive) || errors.Is(err, rpc.ErrClosed)
+}
+
+// printf writes to w, ignoring errors (a closed stdout is not worth failing for).
+func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }

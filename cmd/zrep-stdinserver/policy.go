@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zrep/zrep/policy"
+)
+
+func newPolicyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Inspect policy files",
+	}
+	var file, identity string
+	check := &cobra.Command{
+		Use:   "check --policy FILE --identity NAME DATASET...",
+		Short: "Show whether an identity may see each dataset, and which rule decided",
+		Long: `Show, for each dataset, whether the identity may see it and the rule that decided.
+
+Exit status: 0 when every dataset is allowed, 1 when one or more are denied,
+2 when the policy file is unusable or the identity is not in it.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, datasets []string) error {
+			f, err := policy.Load(file)
+			if err != nil {
+				return withExit(exitUsage, err)
+			}
+			filter, err := f.Filter(identity)
+			if err != nil {
+				return withExit(exitUsage, err)
+			}
+			denied := 0
+			for _, ds := range datasets {
+				d := filter.Decide(ds)
+				verdict := "allowed"
+				if !d.Allowed {
+					verdict = "denied"
+					denied++
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", ds, verdict, d)
+			}
+			if denied > 0 {
+				return silentExit(exitFailure)
+			}
+			return nil
+		},
+	}
+	check.Flags().StringVar(&file, "policy", "", "policy file")
+	check.Flags().StringVar(&identity, "identity", "", "identity to check")
+	_ = check.MarkFlagRequired("policy")
+	_ = check.MarkFlagRequired("identity")
+	cmd.AddCommand(check)
+	return cmd
+}

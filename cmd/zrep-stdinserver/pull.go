@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pkg/errors"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/zrep/zrep/internal/report"
+	"github.com/zrep/zrep/replication"
+	"github.com/zrep/zrep/zfs"
+)
+
+func newPullCommand(g *globalFlags) *cobra.Command {
+	var (
+		conn   connFlags
+		opts   replication.Options
+		asJSON bool
+		zfsBin string
+	)
+	cmd := &cobra.Command{
+		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--dry-run] [--json] [--force-rollback]",
+		Short: "Replicate the source's datasets under a local dataset",
+		Long: `Replicate every dataset the key may see on the source (or only those named
+with --dataset) to LOCAL_DATASET/<source name>: tank/data under --root
+backup/host1 becomes backup/host1/tank/data. Missing parents are created
+unmounted (mountpoint=none). One ssh connection serves the whole run.
+
+Plans go by snapshot guid: a new target gets a full stream of the oldest
+snapshot, then one incremental stream (zfs send -I) up to the newest; an
+existing target gets an incremental stream from the newest snapshot both sides
+share. A target that has diverged (snapshots the source lacks after the common
+one, or no common snapshot) is refused and left as it is, unless
+--force-rollback is given: then it is rolled back to the common snapshot (or
+its snapshots destroyed) and received with zfs recv -F. Every received
+snapshot's guid is checked against the source's.
+
+The backup host does not trust the source: no properties are received
+(no zfs send -p/-R), receives are unmounted (-u) where the local zfs supports
+it, and -F is used only with --force-rollback. A transfer cut in the middle
+leaves the target as it was before that transfer; the next run continues.
+
+` + connHelp + `
+
+Output: a progress bar per transfer on a terminal, a line per step otherwise,
+one JSON event per line with --json (types: plan, step_start, progress,
+step_done, error, dataset_done, summary). Logs go to stderr.
+
+Exit status: 0 every dataset is up to date, 1 one or more failed or were
+refused (see the summary), 2 bad flags, 3 the source could not be reached or
+the session with it failed before anything was planned.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			if opts.Root == "" {
+				return withExit(exitUsage, errors.New("--root LOCAL_DATASET is required"))
+			}
+			if err := zfs.ValidateDatasetName(opts.Root); err != nil {
+				return withExit(exitUsage, errors.WithMessage(err, "--root"))
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			src, closeSrc, err := conn.connect(ctx, zfsBin, log)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			mode := report.Lines
+			switch {
+			case asJSON:
+				mode = report.JSON
+			case out == os.Stdout && term.IsTerminal(int(os.Stdout.Fd())):
+				mode = report.Terminal
+			}
+			opts.Reporter = report.New(out, mode)
+			opts.Log = log.Named("replication")
+			sum, err := replication.Run(ctx, src, zfs.New(&zfs.CLI{Bin: zfsBin}), opts)
+			cerr := closeSrc()
+			if err != nil {
+				if isSessionError(err) {
+					return withExit(exitConnect, err)
+				}
+				return withExit(exitFailure, err)
+			}
+			if sum.Failed > 0 {
+				return silentExit(exitFailure)
+			}
+			if cerr != nil {
+				log.Warn("closing the session", zap.Error(cerr))
+			}
+			return nil
+		},
+	}
+	conn.register(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&opts.Root, "root", "", "local `DATASET` to receive under")
+	f.StringArrayVar(&opts.Datasets, "dataset", nil, "replicate only this source `DATASET` (repeatable)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and change nothing")
+	f.BoolVar(&opts.ForceRollback, "force-rollback", false, "roll back or overwrite targets that diverged from the source (destroys their newer snapshots)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
+	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the endpoint with --local)")
+	return cmd
+}
