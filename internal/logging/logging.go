@@ -43,5 +43,41 @@ func New(o Options) (*zap.Logger, error) {
 		}
 		sink = zapcore.Lock(f)
 	}
-	return zap.New(zapcore.NewCore(enc, sink, level), zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+	core := plainErrors{zapcore.NewCore(enc, sink, level)}
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+}
+
+// plainErrors logs errors as their message only. Errors from pkg/errors
+// would otherwise add an "errorVerbose" field with every stack trace.
+type plainErrors struct{ zapcore.Core }
+
+func (c plainErrors) With(fields []zapcore.Field) zapcore.Core {
+	return plainErrors{c.Core.With(plain(fields))}
+}
+
+func (c plainErrors) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c plainErrors) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	return c.Core.Write(e, plain(fields))
+}
+
+func plain(fields []zapcore.Field) []zapcore.Field {
+	out := fields
+	for i, f := range fields {
+		if f.Type != zapcore.ErrorType {
+			continue
+		}
+		if &out[0] == &fields[0] {
+			out = append([]zapcore.Field(nil), fields...)
+		}
+		if err, ok := f.Interface.(error); ok && err != nil {
+			out[i] = zap.String(f.Key, err.Error())
+		}
+	}
+	return out
 }
