@@ -46,17 +46,25 @@ func Dial(ctx context.Context, d Dialer, cfg rpc.Config) (*Source, error) {
 // ServerVersion is the software version the source announced.
 func (s *Source) ServerVersion() string { return s.rpc.PeerSoftware() }
 
-// explain adds the transport's diagnosis to errors of the session itself
-// (not to call errors, which come from the server and say what they mean).
+// explain adds the transport's diagnosis to failures of the session itself
+// (not to call errors, which come from the server and say what they mean,
+// nor to a canceled context).
 func (s *Source) explain(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ce *rpc.Error
-	if errors.As(err, &ce) {
+	if err == nil || !IsSessionError(err) {
 		return err
 	}
 	return s.diag(err)
+}
+
+// IsSessionError reports whether err is the session with the source failing
+// (the connection lost, a failed handshake, an unresponsive peer, ssh's own
+// failure), as opposed to a call failing or a local error.
+func IsSessionError(err error) bool {
+	var sshErr *SSHError
+	var pe *rpc.ProtocolError
+	var pc *rpc.PeerClosedError
+	return errors.As(err, &sshErr) || errors.As(err, &pe) || errors.As(err, &pc) ||
+		errors.Is(err, rpc.ErrPeerGone) || errors.Is(err, rpc.ErrHandshake) || errors.Is(err, rpc.ErrPeerUnresponsive)
 }
 
 // ListFilesystems lists the datasets the key may see, with their versions

@@ -35,6 +35,8 @@ var _ ZFS = (*zfs.ZFS)(nil)
 // Policy decides which datasets the caller may see.
 type Policy interface {
 	Allows(dataset string) bool
+	// Roots are the datasets below which every allowed dataset lies.
+	Roots() []string
 }
 
 var _ Policy = (*policy.Filter)(nil)
@@ -83,9 +85,9 @@ func invalid(err error) error {
 func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsRequest) (*api.ListResponse, io.ReadCloser, error) {
 	var out []api.Filesystem
 	if req.WithVersions {
-		tree, err := h.zfs.ListTree(ctx, "")
+		tree, err := h.allowedTrees(ctx)
 		if err != nil {
-			return nil, nil, errors.WithMessage(err, "listing datasets")
+			return nil, nil, err
 		}
 		for _, d := range tree {
 			if h.policy.Allows(d.Name) {
@@ -95,7 +97,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 	} else {
 		list, err := h.zfs.ListDatasets(ctx)
 		if err != nil {
-			return nil, nil, errors.WithMessage(err, "listing datasets")
+			return nil, nil, h.listFailed(err, "")
 		}
 		for _, d := range list {
 			if h.policy.Allows(d.Name) {
@@ -105,6 +107,31 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return listing(out, nil)
+}
+
+// allowedTrees lists, with their versions, the datasets below the policy's
+// roots (one zfs process per root), so that a listing never walks the
+// pools and subtrees the caller cannot see at all.
+func (h *Handlers) allowedTrees(ctx context.Context) ([]zfs.DatasetVersions, error) {
+	var all []zfs.DatasetVersions
+	for _, root := range h.policy.Roots() {
+		tree, err := h.zfs.ListTree(ctx, root)
+		if errors.Is(err, zfs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, h.listFailed(err, root)
+		}
+		all = append(all, tree...)
+	}
+	return all, nil
+}
+
+// listFailed logs why a listing failed and answers with a generic error:
+// zfs's messages could name datasets the policy denies.
+func (h *Handlers) listFailed(err error, root string) error {
+	h.log.Error("listing datasets failed", zap.String("root", root), zap.Error(err))
+	return rpc.Errorf(rpc.CodeInternal, "listing datasets failed; the server's log has the details")
 }
 
 // ListVersions lists the snapshots (and bookmarks) of one allowed dataset,

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -102,4 +103,45 @@ func (f *Filter) Decide(dataset string) Decision {
 // Allows reports whether dataset may be accessed; see Decide.
 func (f *Filter) Allows(dataset string) bool {
 	return f.Decide(dataset).Allowed
+}
+
+// Roots returns the datasets below which every dataset the filter may allow
+// lies: the patterns of the allowing rules, leaving out those below another
+// allowing pattern, sorted. Listing each root recursively finds every
+// allowed dataset (and some denied ones, which Decide then drops), without
+// walking pools the identity cannot see.
+func (f *Filter) Roots() []string {
+	var allowed []string
+	for _, rules := range []map[string]*Rule{f.exact, f.subtree} {
+		for p, r := range rules {
+			if r.Allow {
+				allowed = append(allowed, p)
+			}
+		}
+	}
+	sort.Strings(allowed)
+	var roots []string
+	for _, p := range allowed {
+		if n := len(roots); n > 0 && roots[n-1] == p {
+			continue // both "p" and "p<" allow
+		}
+		if !f.belowAllowed(p) {
+			roots = append(roots, p)
+		}
+	}
+	return roots
+}
+
+// belowAllowed reports whether a proper ancestor of p is an allowing pattern.
+func (f *Filter) belowAllowed(p string) bool {
+	for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+		anc := p[:i]
+		if r := f.exact[anc]; r != nil && r.Allow {
+			return true
+		}
+		if r := f.subtree[anc]; r != nil && r.Allow {
+			return true
+		}
+	}
+	return false
 }

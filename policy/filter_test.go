@@ -159,3 +159,42 @@ func BenchmarkDecide(b *testing.B) {
 		flt.Decide(names[i%len(names)])
 	}
 }
+
+func TestFilterRoots(t *testing.T) {
+	tests := []struct {
+		rules string
+		want  []string
+	}{
+		{`"tank/data<": true`, []string{"tank/data"}},
+		{`"tank/data<": true
+      "tank/data/private<": false
+      "tank/vm": true`, []string{"tank/data", "tank/vm"}},
+		{`"tank<": true
+      "tank/vm": true
+      "tank/x/y<": true`, []string{"tank"}},
+		{`"tank/vm": true
+      "tank/vm/disk0<": true`, []string{"tank/vm"}},
+		{`"tank/a": true
+      "tank/a b": true
+      "tank/ab<": true`, []string{"tank/a", "tank/a b", "tank/ab"}},
+		{`"tank<": false`, nil},
+		{`"tank/a": true
+      "tank/a b": true
+      "tank/a/x<": true`, []string{"tank/a", "tank/a b"}},
+		{`"pool1<": true
+      "pool2/x<": true`, []string{"pool1", "pool2/x"}},
+	}
+	for _, tt := range tests {
+		f, err := Parse([]byte("identities:\n  id:\n    datasets:\n      "+tt.rules+"\n"), "p.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.rules, err)
+		}
+		filter, err := f.Filter("id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := filter.Roots(); strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("Roots of %s = %q, want %q", tt.rules, got, tt.want)
+		}
+	}
+}

@@ -94,13 +94,5 @@ func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger)
 	return nil, nil, withExit(exitUsage, errors.New("say where the source is: --ssh USER@HOST, or --local --policy FILE --identity NAME"))
 }
 
-// isSessionError reports whether err is the session with the source failing
-// (as opposed to a call or a local step failing).
-func isSessionError(err error) bool {
-	var sshErr *client.SSHError
-	return errors.As(err, &sshErr) || errors.Is(err, rpc.ErrPeerGone) || errors.Is(err, rpc.ErrHandshake) ||
-		errors.Is(err, rpc.ErrPeerUnresponsive) || errors.Is(err, rpc.ErrClosed)
-}
-
 // printf writes to w, ignoring errors (a closed stdout is not worth failing for).
 func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }

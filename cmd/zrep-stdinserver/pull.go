@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
+	"github.com/zrep/zrep/client"
 	"github.com/zrep/zrep/internal/report"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/zfs"
@@ -86,7 +87,7 @@ the session with it failed before anything was planned.`,
 			sum, err := replication.Run(ctx, src, zfs.New(&zfs.CLI{Bin: zfsBin}), opts)
 			cerr := closeSrc()
 			if err != nil {
-				if isSessionError(err) {
+				if client.IsSessionError(err) {
 					return withExit(exitConnect, err)
 				}
 				return withExit(exitFailure, err)
