@@ -50,8 +50,10 @@ bench-rpc:
 
 # Replicates 1 GiB through OpenSSH with pull and with ssh ... zfs send | zfs recv
 # on the same zfs-fuse pools; the last line is ratio=X.XX. Needs root.
-bench-pull: build
-	$(GO) test -count=1 -timeout 60m -run '^TestBenchPull$$' -v ./integration/ -args -bench-pull
+bench-pull:
+	@mkdir -p bin
+	$(GO) test -count=1 -timeout 60m -run '^TestBenchPull$$' ./integration/ -args -bench-pull -bench-report $(CURDIR)/bin/bench-pull.txt
+	@echo; cat bin/bench-pull.txt
 
 # The quick start: two file-backed pools, the embedded sshd, a full and an
 # incremental pull. Needs root; installs zfs-fuse if missing.

@@ -138,7 +138,9 @@ func TestServeOverOpenSSH(t *testing.T) {
 				rpc.CodeNotFound, `dataset "` + s + `/database" does not exist`},
 			{"child of an exact-only key", func() error { _, err := src.ListVersions(ctx, s+"/vm/disk0"); return err },
 				rpc.CodeNotFound, `dataset "` + s + `/vm/disk0" does not exist`},
-			{"send of a denied dataset", func() error { return send(ctx, src, api.SendRequest{Dataset: s + "/data/private", To: s + "/data/private@p1"}) },
+			{"send of a denied dataset", func() error {
+				return send(ctx, src, api.SendRequest{Dataset: s + "/data/private", To: s + "/data/private@p1"})
+			},
 				rpc.CodeNotFound, `dataset "` + s + `/data/private" does not exist`},
 			{"send of a missing snapshot", func() error { return send(ctx, src, api.SendRequest{Dataset: s + "/data", To: s + "/data@nope"}) },
 				rpc.CodeNotFound, `"` + s + `/data@nope" does not exist`},
