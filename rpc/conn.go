@@ -112,6 +112,27 @@ type event struct {
 	reason  string // evClose
 }
 
+// ChunkSizer is implemented by streams that move data best in writes of
+// one size, such as a pipe (its capacity). When the stream given to
+// ServeConn or NewClient implements it, DATA frames are sized so that a
+// whole frame, header included, fills one chunk: a frame one header larger
+// than the pipe would make every write wait for the reader twice.
+type ChunkSizer interface {
+	ChunkSize() int
+}
+
+// dataBufferSize is the size of the buffer DATA frames are sent from:
+// header plus the largest payload, trimmed to the stream's chunk size.
+func (c *conn) dataBufferSize() int {
+	size := FrameHeaderLen + c.sendMax
+	if cs, ok := c.rwc.(ChunkSizer); ok {
+		if chunk := cs.ChunkSize(); chunk > FrameHeaderLen+MinFramePayload/4 && chunk < size {
+			size = chunk
+		}
+	}
+	return size
+}
+
 func newConn(rwc io.ReadWriteCloser, cfg Config, r role) *conn {
 	return &conn{
 		cfg:    cfg,

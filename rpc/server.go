@@ -136,7 +136,7 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 	c.expect.Store(true)
 	go c.readLoop()
 	go c.controlLoop()
-	buf := make([]byte, FrameHeaderLen+c.sendMax)
+	buf := make([]byte, c.dataBufferSize())
 	for {
 		ev, err := c.next(ctx, waitRequest)
 		switch {

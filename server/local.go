@@ -22,6 +22,9 @@ func Local(ctx context.Context, e *Endpoint, version string) (client io.ReadWrit
 		_, _ = c2sR.Close(), c2sW.Close()
 		return nil, nil, errors.Wrap(err, "creating the local pipe")
 	}
+	for _, f := range []*os.File{c2sW, s2cW} {
+		growPipe(f)
+	}
 	done := make(chan error, 1)
 	go func() { done <- e.Serve(ctx, &pipePair{r: c2sR, w: s2cW}, version) }()
 	return &pipePair{r: s2cR, w: c2sW}, func() error { return <-done }, nil
@@ -34,6 +37,7 @@ type pipePair struct {
 }
 
 func (p *pipePair) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipePair) ChunkSize() int              { return pipeCapacity(p.w) }
 func (p *pipePair) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p *pipePair) Close() error {
 	werr := p.w.Close()

@@ -50,9 +50,8 @@ func TakeStdio() (*Stdio, error) {
 	}
 	_ = unix.Close(devnull)
 	os.Stdin = os.NewFile(0, "/dev/null")
-	for _, f := range []*os.File{in, out} {
-		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, pipeSize) // only pipes grow; others refuse
-	}
+	growPipe(in)
+	growPipe(out)
 	return &Stdio{in: in, out: out}, nil
 }
 
@@ -82,6 +81,9 @@ func (s *Stdio) Read(p []byte) (int, error) { return s.in.Read(p) }
 
 // Write writes protocol bytes to the original stdout.
 func (s *Stdio) Write(p []byte) (int, error) { return s.out.Write(p) }
+
+// ChunkSize is the capacity of stdout when it is a pipe (rpc.ChunkSizer).
+func (s *Stdio) ChunkSize() int { return pipeCapacity(s.out) }
 
 // Close closes both directions.
 func (s *Stdio) Close() error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pkg/errors"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -25,6 +26,16 @@ const (
 	// report zfs's own error instead of a bare "broken pipe".
 	writeErrWait = 5 * time.Second
 )
+
+// pipeSize is what stream pipes are grown to: zfs send and receive move
+// data in large blocks, and a 64 KiB pipe costs a wakeup per 64 KiB.
+const pipeSize = 1 << 20
+
+// growPipe grows the pipe f belongs to; failure (an old kernel, a lower
+// /proc/sys/fs/pipe-max-size) only costs speed.
+func growPipe(f *os.File) {
+	_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+}
 
 // errClosed is returned by reads and writes on a stream after Close or Abort.
 var errClosed = errors.New("zfs stream closed")
@@ -156,6 +167,7 @@ func (c *CLI) StartOutput(ctx context.Context, args ...string) (io.ReadCloser, e
 	if err != nil {
 		return nil, errors.Wrap(err, "pipe")
 	}
+	growPipe(pr)
 	cmd := c.command(ctx, args)
 	stderr := &tailBuffer{max: maxStderr}
 	cmd.Stdout = pw
@@ -219,6 +231,7 @@ func (c *CLI) StartInput(ctx context.Context, args ...string) (InputStream, erro
 	if err != nil {
 		return nil, errors.Wrap(err, "pipe")
 	}
+	growPipe(pw)
 	cmd := c.command(ctx, args)
 	stderr := &tailBuffer{max: maxStderr}
 	cmd.Stdin = pr

@@ -47,7 +47,7 @@ const listOutput = "tank\tfilesystem\t4201802676377525276\t1\t1700000000\n" +
 	"tank/vol\tvolume\t77\t30\t1700000004\n" +
 	"tank/vol@v1\tsnapshot\t78\t31\t1700000005\n"
 
-func unix(s int64) time.Time { return time.Unix(s, 0).UTC() }
+func unixTime(s int64) time.Time { return time.Unix(s, 0).UTC() }
 
 func TestParseGetTree(t *testing.T) {
 	entries, err := parseGet(strings.NewReader(getOutput))
@@ -61,11 +61,11 @@ func TestParseGetTree(t *testing.T) {
 	want := []DatasetVersions{
 		{Dataset: Dataset{"zrtry", Filesystem}},
 		{Dataset: Dataset{"zrtry/a", Filesystem}, Versions: []Version{
-			{"zrtry/a@s1", Snapshot, 11539319276311639020, 16, unix(1795604900)},
-			{"zrtry/a@s2", Snapshot, 12798537530743906077, 21, unix(1795604901)},
+			{"zrtry/a@s1", Snapshot, 11539319276311639020, 16, unixTime(1795604900)},
+			{"zrtry/a@s2", Snapshot, 12798537530743906077, 21, unixTime(1795604901)},
 		}},
 		{Dataset: Dataset{"zrtry/a b", Filesystem}, Versions: []Version{
-			{"zrtry/a b@x y", Snapshot, 1213452813072585515, 26, unix(1795604900)},
+			{"zrtry/a b@x y", Snapshot, 1213452813072585515, 26, unixTime(1795604900)},
 		}},
 		{Dataset: Dataset{"zrtry/a/c", Filesystem}},
 	}
@@ -101,12 +101,12 @@ func TestParseListTree(t *testing.T) {
 	want := []DatasetVersions{
 		{Dataset: Dataset{"tank", Filesystem}},
 		{Dataset: Dataset{"tank/a", Filesystem}, Versions: []Version{
-			{"tank/a#s1", Bookmark, 11539319276311639020, 16, unix(1700000002)},
-			{"tank/a@s1", Snapshot, 11539319276311639020, 16, unix(1700000002)},
-			{"tank/a@s2", Snapshot, 12798537530743906077, 21, unix(1700000003)},
+			{"tank/a#s1", Bookmark, 11539319276311639020, 16, unixTime(1700000002)},
+			{"tank/a@s1", Snapshot, 11539319276311639020, 16, unixTime(1700000002)},
+			{"tank/a@s2", Snapshot, 12798537530743906077, 21, unixTime(1700000003)},
 		}},
 		{Dataset: Dataset{"tank/vol", Volume}, Versions: []Version{
-			{"tank/vol@v1", Snapshot, 78, 31, unix(1700000005)},
+			{"tank/vol@v1", Snapshot, 78, 31, unixTime(1700000005)},
 		}},
 	}
 	if !reflect.DeepEqual(tree, want) {
@@ -168,7 +168,7 @@ func TestParseTolerates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []DatasetVersions{{Dataset: Dataset{"pool/a", Filesystem}, Versions: []Version{{"pool/a@s", Snapshot, 5, 9, unix(100)}}}}
+	want := []DatasetVersions{{Dataset: Dataset{"pool/a", Filesystem}, Versions: []Version{{"pool/a@s", Snapshot, 5, 9, unixTime(100)}}}}
 	if !reflect.DeepEqual(tree, want) {
 		t.Errorf("tree = %+v", tree)
 	}

@@ -88,8 +88,8 @@ func TestListVersionsZFSFuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Version{
-		{"zrtry/a@s1", Snapshot, 11539319276311639020, 16, unix(1795604900)},
-		{"zrtry/a@s2", Snapshot, 12798537530743906077, 21, unix(1795604901)},
+		{"zrtry/a@s1", Snapshot, 11539319276311639020, 16, unixTime(1795604900)},
+		{"zrtry/a@s2", Snapshot, 12798537530743906077, 21, unixTime(1795604901)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)
@@ -120,9 +120,9 @@ func TestListVersionsOpenZFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Version{
-		{"tank/a#s1", Bookmark, 11539319276311639020, 16, unix(1700000002)},
-		{"tank/a@s1", Snapshot, 11539319276311639020, 16, unix(1700000002)},
-		{"tank/a@s2", Snapshot, 12798537530743906077, 21, unix(1700000003)},
+		{"tank/a#s1", Bookmark, 11539319276311639020, 16, unixTime(1700000002)},
+		{"tank/a@s1", Snapshot, 11539319276311639020, 16, unixTime(1700000002)},
+		{"tank/a@s2", Snapshot, 12798537530743906077, 21, unixTime(1700000003)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)

@@ -14,7 +14,11 @@
 // for small calls over the same kind of pipes, and last `ratio=X.XX`
 // (rpc throughput / raw throughput).
 //
-// Usage: rpcbench [-size 4GiB] [-rounds 3] [-calls 20000]
+// Every pipe of both setups has the same size: by default 1 MiB, what zrep
+// grows its own pipes to (serve's stdin/stdout, zfs send's stdout, the
+// puller's pipes to ssh); -pipe-size 0 keeps the system's 64 KiB.
+//
+// Usage: rpcbench [-size 4GiB] [-rounds 3] [-calls 20000] [-pipe-size N]
 package main
 
 import (
@@ -24,9 +28,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zrep/zrep/rpc"
 )
@@ -34,8 +42,15 @@ import (
 func main() {
 	if len(os.Args) > 1 {
 		if role, ok := roles[os.Args[1]]; ok {
+			if dir := os.Getenv("RPCBENCH_CPUPROFILE"); dir != "" {
+				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.prof", os.Args[1], os.Getpid())))
+				if err == nil && pprof.StartCPUProfile(f) == nil {
+					defer pprof.StopCPUProfile()
+				}
+			}
 			if err := role(os.Args[2:]); err != nil {
 				fmt.Fprintf(os.Stderr, "rpcbench %s: %v\n", os.Args[1], err)
+				pprof.StopCPUProfile()
 				os.Exit(1)
 			}
 			return
@@ -59,6 +74,7 @@ func drive() error {
 	sizeFlag := flag.String("size", "4GiB", "bytes to move per measurement (suffixes KiB, MiB, GiB)")
 	rounds := flag.Int("rounds", 3, "measurements of each kind; the best is reported")
 	calls := flag.Int("calls", 20000, "small calls for the calls-per-second figure")
+	flag.IntVar(&pipeSize, "pipe-size", 1<<20, "size every pipe of both setups is grown to (zrep grows its pipes to 1 MiB); 0 keeps the system default")
 	flag.Parse()
 	size, err := parseSize(*sizeFlag)
 	if err != nil {
@@ -68,7 +84,7 @@ func drive() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("moving %s per round, %d rounds, %d-core machine\n", *sizeFlag, *rounds, numCPU())
+	fmt.Printf("moving %s per round, %d rounds, %d-core machine, pipes of %d bytes in both setups\n", *sizeFlag, *rounds, numCPU(), pipeSize)
 	var bestRaw, bestRPC time.Duration
 	for i := 0; i < *rounds; i++ {
 		raw, err := timeRaw(self, size)
@@ -104,10 +120,27 @@ func best(cur, d time.Duration) time.Duration {
 
 func mibps(size int64, d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
 
+// pipeSize is what newPipe grows pipes to.
+var pipeSize int
+
+// newPipe makes a pipe of pipeSize, the same for both setups.
+func newPipe() (r, w *os.File) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		panic(err)
+	}
+	if pipeSize > 0 {
+		if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, pipeSize); err != nil {
+			panic(err)
+		}
+	}
+	return r, w
+}
+
 // timeRaw runs source | cat | sink.
 func timeRaw(self string, size int64) (time.Duration, error) {
-	r1, w1, _ := os.Pipe()
-	r2, w2, _ := os.Pipe()
+	r1, w1 := newPipe()
+	r2, w2 := newPipe()
 	src := exec.Command(self, "source", strconv.FormatInt(size, 10))
 	src.Stdout, src.Stderr = w1, os.Stderr
 	relay := exec.Command("cat")
@@ -119,9 +152,9 @@ func timeRaw(self string, size int64) (time.Duration, error) {
 
 // timeRPC runs source | rpc-server ==> rpc-client.
 func timeRPC(self string, size int64) (time.Duration, error) {
-	srcR, srcW, _ := os.Pipe()
-	toClientR, toClientW, _ := os.Pipe()
-	toServerR, toServerW, _ := os.Pipe()
+	srcR, srcW := newPipe()
+	toClientR, toClientW := newPipe()
+	toServerR, toServerW := newPipe()
 	src := exec.Command(self, "source", strconv.FormatInt(size, 10))
 	src.Stdout, src.Stderr = srcW, os.Stderr
 	server := exec.Command(self, "rpc-server")
@@ -133,8 +166,8 @@ func timeRPC(self string, size int64) (time.Duration, error) {
 }
 
 func callsPerSecond(self string, n int) (float64, error) {
-	toClientR, toClientW, _ := os.Pipe()
-	toServerR, toServerW, _ := os.Pipe()
+	toClientR, toClientW := newPipe()
+	toServerR, toServerW := newPipe()
 	server := exec.Command(self, "rpc-server")
 	server.Stdin, server.Stdout, server.Stderr = toServerR, toClientW, os.Stderr
 	client := exec.Command(self, "rpc-client", "calls", strconv.Itoa(n))
@@ -203,6 +236,16 @@ type stdio struct{}
 
 func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
 func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+
+// ChunkSize is what serve's stdio reports: stdout's pipe capacity.
+func (stdio) ChunkSize() int {
+	n, err := unix.FcntlInt(os.Stdout.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 func (stdio) Close() error {
 	_ = os.Stdout.Close()
 	return os.Stdin.Close()
