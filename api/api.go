@@ -59,6 +59,9 @@ type SendRequest struct {
 type SendResponse struct {
 	To   Version  `json:"to"`
 	From *Version `json:"from,omitempty"`
+	// EstimatedBytes is the stream's size from a dry run of zfs send, for
+	// progress and ETA; 0 when the source's zfs cannot tell.
+	EstimatedBytes int64 `json:"estimated_bytes,omitempty"`
 }
 
 // Filesystem is a filesystem or volume.

@@ -380,6 +380,13 @@ func (c *sshConn) wait() {
 	waited := waitExit(c.pid)
 	if waited {
 		c.markExiting()
+		c.mu.Lock()
+		if c.why != notKilled {
+			// A child forked while the group was being signalled escapes
+			// that signal; the group id is still ours until ssh is reaped.
+			_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+		}
+		c.mu.Unlock()
 	}
 	err := c.cmd.Wait()
 	if !waited {

@@ -69,10 +69,25 @@ func assertGone(t *testing.T, pid int) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 		t.Errorf("ssh (pid %d) is still there (running or not reaped)", pid)
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	if _, err := os.ReadDir("/proc"); err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
+	// A member that was just sent SIGKILL may take a moment to die.
+	deadline := time.Now().Add(2 * time.Second)
+	left := groupMembers(pid)
+	for len(left) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		left = groupMembers(pid)
+	}
+	for _, m := range left {
+		t.Errorf("process %s of ssh's group %d is still running", m, pid)
+	}
+}
+
+// groupMembers lists the live (not zombie) processes of process group pgid.
+func groupMembers(pgid int) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -83,10 +98,11 @@ func assertGone(t *testing.T, pid int) {
 		}
 		// pid (comm) state ppid pgrp ...
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) >= 3 && f[2] == strconv.Itoa(pid) && f[0] != "Z" {
-			t.Errorf("process %s (%s) of ssh's group %d is still running", e.Name(), strings.TrimSpace(string(b)), pid)
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			out = append(out, e.Name()+" ("+strings.TrimSpace(string(b))+")")
 		}
 	}
+	return out
 }
 
 func TestDialStream(t *testing.T) {

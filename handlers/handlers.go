@@ -28,6 +28,8 @@ type ZFS interface {
 	ListVersions(ctx context.Context, dataset string) ([]zfs.Version, error)
 	ListTree(ctx context.Context, root string) ([]zfs.DatasetVersions, error)
 	Send(ctx context.Context, o zfs.SendOptions) (io.ReadCloser, error)
+	// EstimateSend is the stream's size from a dry run; 0 if unknown.
+	EstimateSend(ctx context.Context, o zfs.SendOptions) (int64, error)
 }
 
 var _ ZFS = (*zfs.ZFS)(nil)
@@ -217,7 +219,13 @@ func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResp
 		v := apiVersion(from)
 		resp.From = &v
 	}
-	stream, err := h.zfs.Send(ctx, zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates})
+	opts := zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates}
+	if size, err := h.zfs.EstimateSend(ctx, opts); err != nil {
+		h.log.Debug("no size estimate", zap.String("to", req.To), zap.Error(err))
+	} else {
+		resp.EstimatedBytes = size
+	}
+	stream, err := h.zfs.Send(ctx, opts)
 	if err != nil {
 		return nil, nil, errors.WithMessagef(err, "zfs send %s", req.To)
 	}

@@ -55,6 +55,7 @@ type fakeZFS struct {
 
 	// Injected failures.
 	listErr    error            // ListDatasets and ListTree fail
+	estimate   int64            // what EstimateSend answers
 	versionErr map[string]error // ListVersions of that dataset fails
 	sendErr    error            // Send fails to start
 	failAfter  int              // > 0: the stream fails after that many bytes...
@@ -162,6 +163,11 @@ func (f *fakeZFS) ListTree(ctx context.Context, root string) ([]zfs.DatasetVersi
 	return out, nil
 }
 
+func (f *fakeZFS) EstimateSend(ctx context.Context, o zfs.SendOptions) (int64, error) {
+	f.record("EstimateSend", o)
+	return f.estimate, nil
+}
+
 func (f *fakeZFS) Send(ctx context.Context, o zfs.SendOptions) (io.ReadCloser, error) {
 	f.record("Send", o)
 	if f.sendErr != nil {
@@ -234,6 +240,7 @@ func newFake() *fakeZFS {
 	fs := func(name string) zfs.Dataset { return zfs.Dataset{Name: name, Type: zfs.Filesystem} }
 	vol := func(name string) zfs.Dataset { return zfs.Dataset{Name: name, Type: zfs.Volume} }
 	return &fakeZFS{
+		estimate: 4242,
 		datasets: []zfs.Dataset{
 			fs("pool2"),
 			fs("pool2/x"),
@@ -409,7 +416,7 @@ func TestZFSInterfaceReadOnly(t *testing.T) {
 	for i := range typ.NumMethod() {
 		got = append(got, typ.Method(i).Name)
 	}
-	want := []string{"ListDatasets", "ListTree", "ListVersions", "Send"}
+	want := []string{"EstimateSend", "ListDatasets", "ListTree", "ListVersions", "Send"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("handlers.ZFS has methods %v; want exactly %v (the handlers only read)", got, want)
 	}
@@ -755,7 +762,10 @@ func TestSend(t *testing.T) {
 					t.Errorf("response From %+v; want %+v", *resp.From, want)
 				}
 			}
-			wantCalls := []call{{"ListVersions", tt.req.Dataset}, {"Send", opts}}
+			if resp.EstimatedBytes != z.estimate {
+				t.Errorf("response EstimatedBytes %d; want the dry run's %d", resp.EstimatedBytes, z.estimate)
+			}
+			wantCalls := []call{{"ListVersions", tt.req.Dataset}, {"EstimateSend", opts}, {"Send", opts}}
 			if calls := z.Calls(); !reflect.DeepEqual(calls, wantCalls) {
 				t.Errorf("zfs calls %v; want %v", calls, wantCalls)
 			}

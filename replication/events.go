@@ -32,6 +32,7 @@ type Event struct {
 	StepIndex      int           `json:"step_index,omitempty"` // 1-based
 	StepCount      int           `json:"step_count,omitempty"`
 	Bytes          int64         `json:"bytes,omitempty"`
+	EstimatedBytes int64         `json:"estimated_bytes,omitempty"` // the stream's expected size; 0 if unknown
 	BytesPerSecond float64       `json:"bytes_per_second,omitempty"`
 	Duration       time.Duration `json:"duration_ns,omitempty"`
 	Error          string        `json:"error,omitempty"`

@@ -324,7 +324,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	}
 	pw := newProgressWriter(in, func(n int64, final bool) {
 		r.emit(Event{Type: EventProgress, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
-			Bytes: n, BytesPerSecond: rate(n, time.Since(start))})
+			Bytes: n, EstimatedBytes: resp.EstimatedBytes, BytesPerSecond: rate(n, time.Since(start))})
 	})
 	n, err := io.Copy(pw, stream)
 	if err != nil {

@@ -11,6 +11,7 @@ type Features struct {
 	Bookmarks     bool // zfs bookmark, #bookmarks in list and send -i
 	RecvUnmounted bool // zfs receive -u
 	ResumeTokens  bool // zfs receive -s / zfs send -t
+	SendEstimate  bool // zfs send -n -v -P: a dry run that prints the stream's size
 }
 
 // DetectFeatures reads the usage text of zfs (what it prints when run without arguments)
@@ -26,6 +27,7 @@ func DetectFeatures(usage string) Features {
 		Bookmarks:     bookmark,
 		RecvUnmounted: has("receive", 'u'),
 		ResumeTokens:  has("receive", 's') && has("send", 't'),
+		SendEstimate:  has("send", 'n') && has("send", 'v') && has("send", 'P'),
 	}
 }
 

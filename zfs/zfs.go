@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -273,6 +274,37 @@ func (z *ZFS) Send(ctx context.Context, o SendOptions) (io.ReadCloser, error) {
 		return nil, wrapCmd(err, "zfs send %s", o.Snapshot)
 	}
 	return rc, nil
+}
+
+// EstimateSend returns the size in bytes of the stream Send would produce
+// for o, from a dry run (zfs send -n -v -P); 0 when the installed zfs
+// cannot tell (zfs-fuse) or did not say.
+func (z *ZFS) EstimateSend(ctx context.Context, o SendOptions) (int64, error) {
+	args, _, err := sendArgs(o)
+	if err != nil {
+		return 0, err
+	}
+	f, err := z.Features(ctx)
+	if err != nil || !f.SendEstimate {
+		return 0, err
+	}
+	out, err := z.r.Run(ctx, append([]string{"send", "-n", "-v", "-P"}, args[1:]...)...)
+	if err != nil {
+		return 0, wrapCmd(err, "zfs send -n %s", o.Snapshot)
+	}
+	return parseSendSize(out), nil
+}
+
+// parseSendSize finds the "size\t<bytes>" line of zfs send -nvP's output.
+func parseSendSize(out []byte) int64 {
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "size\t"); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil && n >= 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // RecvOptions says how Recv receives.

@@ -500,3 +500,30 @@ func TestNotFoundMapping(t *testing.T) {
 		t.Error("a plain error with the same text matched")
 	}
 }
+
+func TestEstimateSend(t *testing.T) {
+	openzfs := readTestdata(t, "usage-openzfs-2.2.txt")
+	out := "incremental\ts1\ttank/a@s2\t1234567\nsize\t1234567\n"
+	f := newFake(openzfs).on("send -n -v -P -I tank/a@s1 tank/a@s2", out, nil)
+	got, err := New(f).EstimateSend(context.Background(), SendOptions{Snapshot: "tank/a@s2", From: "tank/a@s1", Intermediates: true})
+	if err != nil || got != 1234567 {
+		t.Fatalf("EstimateSend = %d, %v; want 1234567", got, err)
+	}
+
+	// zfs-fuse cannot estimate: no process runs, the size is unknown.
+	fuse := newFake(readTestdata(t, "usage-zfs-fuse-0.7.txt"))
+	got, err = New(fuse).EstimateSend(context.Background(), SendOptions{Snapshot: "tank/a@s2"})
+	if err != nil || got != 0 || len(fuse.callsExceptProbe()) != 0 {
+		t.Fatalf("zfs-fuse: %d, %v, calls %v", got, err, fuse.callsExceptProbe())
+	}
+
+	// Bad names never reach zfs.
+	if _, err := New(newFake(openzfs)).EstimateSend(context.Background(), SendOptions{Snapshot: "-R@x"}); !errors.Is(err, ErrInvalidName) {
+		t.Fatalf("option-like snapshot: %v", err)
+	}
+	for in, want := range map[string]int64{"": 0, "size\tx\n": 0, "full\ttank/a@s1\t5\nsize\t5": 5, "size\t-3\n": 0} {
+		if got := parseSendSize([]byte(in)); got != want {
+			t.Errorf("parseSendSize(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

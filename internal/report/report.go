@@ -70,21 +70,29 @@ func (l *lineReporter) Report(ev replication.Event) {
 		l.plan(ev.Plan)
 	case replication.EventStepStart:
 		fmt.Fprintf(l.w, "%s: step %d/%d: %s\n", ev.Dataset, ev.StepIndex, ev.StepCount, ev.Step)
-		if l.bars {
-			l.bar = progressbar.NewOptions64(-1,
+	case replication.EventProgress:
+		if !l.bars {
+			return
+		}
+		if l.bar == nil {
+			// The size is known once the source answered: then the bar has
+			// an end and an ETA; otherwise it shows bytes and rate.
+			max := int64(-1)
+			if ev.EstimatedBytes > 0 {
+				max = ev.EstimatedBytes
+			}
+			l.bar = progressbar.NewOptions64(max,
 				progressbar.OptionSetWriter(l.w),
 				progressbar.OptionShowBytes(true),
 				progressbar.OptionUseIECUnits(true),
 				progressbar.OptionSetDescription("  receiving"),
 				progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionSetPredictTime(max > 0),
 				progressbar.OptionThrottle(100*time.Millisecond),
 				progressbar.OptionClearOnFinish(),
 			)
 		}
-	case replication.EventProgress:
-		if l.bar != nil {
-			_ = l.bar.Set64(ev.Bytes)
-		}
+		_ = l.bar.Set64(ev.Bytes)
 	case replication.EventStepDone:
 		l.endBar()
 		fmt.Fprintf(l.w, "%s: step %d/%d done: %s in %s (%s/s)\n", ev.Dataset, ev.StepIndex, ev.StepCount,

@@ -1,0 +1,112 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/replication"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// run is a synthetic run with every kind of outcome, fixed times and sizes.
+func run() []replication.Event {
+	v := func(name string, guid uint64) api.Version {
+		return api.Version{Name: name, Type: api.TypeSnapshot, GUID: api.GUID(guid), CreateTXG: guid}
+	}
+	s1, s2, s3 := v("tank/data@s1", 1), v("tank/data@s2", 2), v("tank/data@s3", 3)
+	full := replication.Step{Kind: replication.StepFull, To: s1, Snapshots: []api.Version{s1}}
+	incr := replication.Step{Kind: replication.StepIncremental, From: &s1, To: s3, Intermediates: true, Snapshots: []api.Version{s2, s3}}
+	div := &replication.Diverged{Dataset: "tank/vm", Target: "bk/tank/vm", Common: "tank/vm@v1", TargetOnly: []string{"@local"},
+		SourceSnapshots: []string{"@v1", "@v2"}, TargetSnapshots: []string{"@v1", "@local"}}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	results := []replication.Result{
+		{Dataset: "tank/data", Target: "bk/tank/data", Outcome: replication.OutcomeReplicated, Snapshots: 3, Bytes: 3 << 30, Duration: 12345 * time.Millisecond},
+		{Dataset: "tank/empty", Target: "bk/tank/empty", Outcome: replication.OutcomeNoSnapshots},
+		{Dataset: "tank/old", Target: "bk/tank/old", Outcome: replication.OutcomeUpToDate},
+		{Dataset: "tank/vm", Target: "bk/tank/vm", Outcome: replication.OutcomeDiverged, Error: div.Error()},
+		{Dataset: "tank/gone", Target: "bk/tank/gone", Outcome: replication.OutcomeFailed, Error: "not on the source: it does not exist, or this key may not see it"},
+	}
+	return []replication.Event{
+		{Type: replication.EventPlan, Time: t0, Plan: []replication.DatasetPlan{
+			{Dataset: "tank/data", Target: "bk/tank/data", Action: replication.ActionReplicate, Steps: []replication.Step{full, incr}},
+			{Dataset: "tank/empty", Target: "bk/tank/empty", Action: replication.ActionNoSource},
+			{Dataset: "tank/old", Target: "bk/tank/old", Action: replication.ActionUpToDate},
+			{Dataset: "tank/vm", Target: "bk/tank/vm", Action: replication.ActionDiverged, Diverged: div},
+		}},
+		{Type: replication.EventStepStart, Time: t0, Dataset: "tank/data", Step: &full, StepIndex: 1, StepCount: 2},
+		{Type: replication.EventProgress, Time: t0.Add(time.Second), Dataset: "tank/data", Step: &full, StepIndex: 1, StepCount: 2, Bytes: 1 << 20, EstimatedBytes: 2 << 30},
+		{Type: replication.EventStepDone, Time: t0.Add(10 * time.Second), Dataset: "tank/data", Step: &full, StepIndex: 1, StepCount: 2,
+			Bytes: 2 << 30, BytesPerSecond: float64(2<<30) / 10, Duration: 10 * time.Second},
+		{Type: replication.EventStepStart, Time: t0, Dataset: "tank/data", Step: &incr, StepIndex: 2, StepCount: 2},
+		{Type: replication.EventStepDone, Time: t0, Dataset: "tank/data", Step: &incr, StepIndex: 2, StepCount: 2, Bytes: 1 << 30, BytesPerSecond: 1 << 29, Duration: 2 * time.Second},
+		{Type: replication.EventError, Time: t0, Dataset: "tank/vm", Target: "bk/tank/vm", Error: div.Error()},
+		{Type: replication.EventSummary, Time: t0, Summary: &replication.Summary{Results: results, Failed: 2}},
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run go test -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestLinesGolden(t *testing.T) {
+	var buf bytes.Buffer
+	r := New(&buf, Lines)
+	for _, ev := range run() {
+		r.Report(ev)
+	}
+	golden(t, "lines.golden", buf.Bytes())
+}
+
+func TestJSONEvents(t *testing.T) {
+	var buf bytes.Buffer
+	r := New(&buf, JSON)
+	for _, ev := range run() {
+		r.Report(ev)
+	}
+	golden(t, "events.golden.jsonl", buf.Bytes())
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	for _, line := range lines {
+		var ev replication.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not one JSON event per line: %q", line)
+		}
+	}
+	if len(lines) != len(run()) {
+		t.Errorf("%d lines for %d events", len(lines), len(run()))
+	}
+}
+
+// Progress is printed at most once a second per transfer.
+func TestJSONThrottlesProgress(t *testing.T) {
+	var buf bytes.Buffer
+	r := New(&buf, JSON)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r.Report(replication.Event{Type: replication.EventStepStart, Time: t0})
+	for i := 1; i <= 50; i++ {
+		r.Report(replication.Event{Type: replication.EventProgress, Time: t0.Add(time.Duration(i) * 100 * time.Millisecond), Bytes: int64(i)})
+	}
+	if n := strings.Count(buf.String(), `"progress"`); n != 5 {
+		t.Errorf("%d progress lines for 5 s of transfer, want 5", n)
+	}
+}
