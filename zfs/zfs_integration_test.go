@@ -5,10 +5,7 @@ package zfs
 // skip, unless ZREP_REQUIRE_ZFS=1, which makes them fail instead.
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -17,115 +14,19 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pkg/errors"
+
+	"github.com/zrep/zrep/internal/testenv"
 )
 
-var (
-	zfsCheckOnce sync.Once
-	zfsMissing   string // why the real zfs cannot be used, "" if it can
-)
-
-// requireZFS skips (or, with ZREP_REQUIRE_ZFS=1, fails) the test when zfs is not usable.
-func requireZFS(t *testing.T) {
-	t.Helper()
-	zfsCheckOnce.Do(func() {
-		for _, bin := range []string{"zfs", "zpool"} {
-			if _, err := exec.LookPath(bin); err != nil {
-				zfsMissing = bin + " is not installed"
-				return
-			}
-		}
-		if out, err := exec.Command("zpool", "list").CombinedOutput(); err != nil {
-			zfsMissing = fmt.Sprintf("zpool list fails (is the zfs-fuse daemon running? "+
-				"setsid zfs-fuse --no-daemon </dev/null >/tmp/zfs-fuse.log 2>&1 &): %v: %s", err, out)
-		}
-	})
-	if zfsMissing == "" {
-		return
-	}
-	if os.Getenv("ZREP_REQUIRE_ZFS") == "1" {
-		t.Fatalf("ZREP_REQUIRE_ZFS=1 but %s", zfsMissing)
-	}
-	t.Skip(zfsMissing)
-}
-
-// run runs a command and fails the test if it fails; it returns stdout.
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %q: %v: %s", name, args, err, stderr.String())
-	}
-	return string(out)
-}
-
-// newPool creates a file-backed pool with a unique name and destroys it at cleanup.
+// newPool creates a file-backed pool with a unique name, destroyed at cleanup.
 func newPool(t *testing.T) (name, mnt string) {
 	t.Helper()
-	requireZFS(t)
-	dir := t.TempDir()
-	suffix := make([]byte, 3)
-	rand.Read(suffix)
-	name = fmt.Sprintf("zrt%d%s", os.Getpid(), hex.EncodeToString(suffix))
-	img := filepath.Join(dir, "p.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.Truncate(img, 256<<20); err != nil {
-		t.Fatal(err)
-	}
-	mnt = filepath.Join(dir, "mnt")
-	run(t, "zpool", "create", "-m", mnt, name, img)
-	t.Cleanup(func() { destroyPool(t, name) })
-	return name, mnt
-}
-
-// destroyPool retries zpool destroy -f for up to 30 s: zfs-fuse answers "pool is busy" for a while.
-func destroyPool(t *testing.T, name string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := exec.Command("zpool", "destroy", "-f", name).CombinedOutput()
-		if err == nil {
-			if d := time.Until(deadline); d < 29*time.Second {
-				t.Logf("zpool destroy %s took %v", name, (30*time.Second - d).Round(100*time.Millisecond))
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("zpool destroy -f %s: %v: %s", name, err, out)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func writeRandom(t *testing.T, path string, size int) {
-	t.Helper()
-	b := make([]byte, size)
-	rand.Read(b)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func guidOf(t *testing.T, name string) uint64 {
-	t.Helper()
-	s := strings.TrimSpace(run(t, "zfs", "get", "-H", "-p", "-o", "value", "guid", name))
-	g, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		t.Fatalf("guid of %s: %q", name, s)
-	}
-	return g
+	p := testenv.NewPool(t, "z", 256)
+	return p.Name, p.Mountpoint
 }
 
 // zfsProcesses lists the pids of processes whose command line contains all the words.
@@ -187,7 +88,7 @@ func pipe(t *testing.T, z *ZFS, o SendOptions, r RecvOptions) error {
 }
 
 func TestIntegrationFeatures(t *testing.T) {
-	requireZFS(t)
+	testenv.RequireZFS(t)
 	f, err := New(&CLI{}).Features(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -202,10 +103,10 @@ func TestIntegrationList(t *testing.T) {
 	pool, _ := newPool(t)
 	z := New(&CLI{})
 	for _, ds := range []string{pool + "/a", pool + "/sp ace", pool + "/a/c"} {
-		run(t, "zfs", "create", ds)
+		testenv.Run(t, "zfs", "create", ds)
 	}
 	for _, s := range []string{pool + "/a@s1", pool + "/a@s2", pool + "/sp ace@x y", pool + "/a/c@c1"} {
-		run(t, "zfs", "snapshot", s)
+		testenv.Run(t, "zfs", "snapshot", s)
 	}
 	before := time.Now().Add(-time.Minute)
 
@@ -232,7 +133,7 @@ func TestIntegrationList(t *testing.T) {
 		t.Fatalf("ListVersions: %q", got)
 	}
 	for i, v := range vs {
-		if g := guidOf(t, v.Name); v.GUID != g {
+		if g := testenv.GUID(t, v.Name); v.GUID != g {
 			t.Errorf("%s: guid %d, zfs get says %d", v.Name, v.GUID, g)
 		}
 		if v.Type != Snapshot || v.CreateTXG == 0 || v.Creation.Before(before) || v.Creation.After(time.Now().Add(time.Minute)) ||
@@ -306,15 +207,15 @@ func TestIntegrationSendRecv(t *testing.T) {
 	src, srcMnt := newPool(t)
 	dst, _ := newPool(t)
 	z := New(&CLI{})
-	run(t, "zfs", "create", src+"/a")
+	testenv.Run(t, "zfs", "create", src+"/a")
 	for i := 1; i <= 4; i++ {
-		writeRandom(t, filepath.Join(srcMnt, "a", fmt.Sprintf("f%d", i)), 200<<10)
-		run(t, "zfs", "snapshot", fmt.Sprintf("%s/a@s%d", src, i))
+		testenv.WriteRandom(t, filepath.Join(srcMnt, "a", fmt.Sprintf("f%d", i)), 200<<10)
+		testenv.Run(t, "zfs", "snapshot", fmt.Sprintf("%s/a@s%d", src, i))
 	}
 	if err := z.CreatePlaceholder(ctx, dst+"/backup"); err != nil {
 		t.Fatal(err)
 	}
-	if mp := strings.TrimSpace(run(t, "zfs", "get", "-H", "-o", "value", "mountpoint", dst+"/backup")); mp != "none" {
+	if mp := strings.TrimSpace(testenv.Run(t, "zfs", "get", "-H", "-o", "value", "mountpoint", dst+"/backup")); mp != "none" {
 		t.Errorf("placeholder mountpoint %q", mp)
 	}
 	target := dst + "/backup/a"
@@ -327,7 +228,7 @@ func TestIntegrationSendRecv(t *testing.T) {
 		var got []string
 		for _, v := range vs {
 			got = append(got, v.ShortName())
-			if srcGUID := guidOf(t, src+"/a@"+v.ShortName()); v.GUID != srcGUID {
+			if srcGUID := testenv.GUID(t, src+"/a@"+v.ShortName()); v.GUID != srcGUID {
 				t.Errorf("%s: guid %d, source has %d", v.Name, v.GUID, srcGUID)
 			}
 		}
@@ -375,10 +276,10 @@ func TestIntegrationSendRecv(t *testing.T) {
 func TestIntegrationSendClosedEarly(t *testing.T) {
 	pool, mnt := newPool(t)
 	z := New(&CLI{})
-	run(t, "zfs", "create", pool+"/big")
-	writeRandom(t, filepath.Join(mnt, "big", "data"), 32<<20)
+	testenv.Run(t, "zfs", "create", pool+"/big")
+	testenv.WriteRandom(t, filepath.Join(mnt, "big", "data"), 32<<20)
 	snap := pool + "/big@s1"
-	run(t, "zfs", "snapshot", snap)
+	testenv.Run(t, "zfs", "snapshot", snap)
 
 	rc, err := z.Send(ctx, SendOptions{Snapshot: snap})
 	if err != nil {
@@ -413,12 +314,12 @@ func TestIntegrationRecvAborted(t *testing.T) {
 	src, srcMnt := newPool(t)
 	dst, _ := newPool(t)
 	z := New(&CLI{})
-	run(t, "zfs", "create", src+"/a")
-	writeRandom(t, filepath.Join(srcMnt, "a", "small"), 10<<10)
-	run(t, "zfs", "snapshot", src+"/a@s1")
-	writeRandom(t, filepath.Join(srcMnt, "a", "big"), 32<<20)
-	run(t, "zfs", "snapshot", src+"/a@s2")
-	run(t, "zfs", "create", "-o", "mountpoint=none", dst+"/b")
+	testenv.Run(t, "zfs", "create", src+"/a")
+	testenv.WriteRandom(t, filepath.Join(srcMnt, "a", "small"), 10<<10)
+	testenv.Run(t, "zfs", "snapshot", src+"/a@s1")
+	testenv.WriteRandom(t, filepath.Join(srcMnt, "a", "big"), 32<<20)
+	testenv.Run(t, "zfs", "snapshot", src+"/a@s2")
+	testenv.Run(t, "zfs", "create", "-o", "mountpoint=none", dst+"/b")
 	target := dst + "/b/a"
 
 	// cut sends o, feeds about 1 MiB of it to a receive and aborts the receive.
@@ -469,7 +370,7 @@ func TestIntegrationRecvAborted(t *testing.T) {
 		after, err = z.ListVersions(ctx, target)
 		return err == nil && reflect.DeepEqual(after, before)
 	}, "target changed after an aborted receive")
-	if len(after) != 1 || after[0].GUID != guidOf(t, src+"/a@s1") {
+	if len(after) != 1 || after[0].GUID != testenv.GUID(t, src+"/a@s1") {
 		t.Errorf("after abort: %+v", after)
 	}
 	// And the same incremental still applies afterwards. zfs-fuse's daemon may still hold
@@ -486,7 +387,7 @@ func TestIntegrationRecvAborted(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("incremental after abort applied after %v", time.Since(start).Round(time.Millisecond))
-	if vs, err := z.ListVersions(ctx, target); err != nil || len(vs) != 2 || vs[1].GUID != guidOf(t, src+"/a@s2") {
+	if vs, err := z.ListVersions(ctx, target); err != nil || len(vs) != 2 || vs[1].GUID != testenv.GUID(t, src+"/a@s2") {
 		t.Errorf("after the incremental: %+v, %v", vs, err)
 	}
 }
@@ -507,8 +408,8 @@ func waitFor(t *testing.T, cond func() bool, msg string) {
 func TestIntegrationSendMissing(t *testing.T) {
 	pool, _ := newPool(t)
 	z := New(&CLI{})
-	run(t, "zfs", "create", pool+"/a")
-	run(t, "zfs", "snapshot", pool+"/a@s1")
+	testenv.Run(t, "zfs", "create", pool+"/a")
+	testenv.Run(t, "zfs", "snapshot", pool+"/a@s1")
 
 	for _, o := range []SendOptions{
 		{Snapshot: pool + "/a@nope"},
@@ -535,9 +436,9 @@ func TestIntegrationSendMissing(t *testing.T) {
 func TestIntegrationContextCancel(t *testing.T) {
 	pool, mnt := newPool(t)
 	z := New(&CLI{})
-	run(t, "zfs", "create", pool+"/big")
-	writeRandom(t, filepath.Join(mnt, "big", "data"), 16<<20)
-	run(t, "zfs", "snapshot", pool+"/big@s1")
+	testenv.Run(t, "zfs", "create", pool+"/big")
+	testenv.WriteRandom(t, filepath.Join(mnt, "big", "data"), 16<<20)
+	testenv.Run(t, "zfs", "snapshot", pool+"/big@s1")
 	cctx, cancel := context.WithCancel(ctx)
 	rc, err := z.Send(cctx, SendOptions{Snapshot: pool + "/big@s1"})
 	if err != nil {
