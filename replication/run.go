@@ -142,7 +142,13 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 		return nil, nil, errors.WithMessage(err, "listing the source's datasets")
 	}
 	tree, err := r.dst.ListTree(ctx, r.o.Root)
-	if err != nil && !errors.Is(err, zfs.ErrNotFound) {
+	switch {
+	case errors.Is(err, zfs.ErrNotFound):
+		pool, _, _ := strings.Cut(r.o.Root, "/")
+		if exists, err := r.dst.Exists(ctx, pool); err == nil && !exists {
+			return nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", r.o.Root, pool)
+		}
+	case err != nil:
 		return nil, nil, errors.WithMessagef(err, "listing the target %s", r.o.Root)
 	}
 	r.local = make(map[string]*zfs.DatasetVersions, len(tree))
