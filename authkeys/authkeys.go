@@ -38,7 +38,8 @@ type Entry struct {
 	Comment string
 	Options []string // as gossh.ParseAuthorizedKey returns them, quotes included
 	Command string   // the unquoted value of command="...", "" when absent
-	From    string   // the unquoted value of from="..." (sshd pattern-list), "" when absent; NOT enforced here
+	From    string   // the unquoted value of from="..." (sshd pattern-list); NOT enforced here
+	HasFrom bool     // the line has a from= option; from="" (no patterns) allows nobody, as in sshd
 	Line    int      // 1-based line number in the file
 }
 
@@ -115,6 +116,7 @@ func parseLine(line []byte) (*Entry, error) {
 		Options: options,
 		Command: opts.command,
 		From:    opts.from,
+		HasFrom: opts.hasFrom,
 	}, nil
 }
 

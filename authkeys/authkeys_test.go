@@ -93,8 +93,8 @@ func TestParse(t *testing.T) {
 		{"from and other backslashes", k.rsa, Entry{
 			Options: []string{`from="10.0.0.0/8,!10.0.0.1"`, `COMMAND="printf a\b\\ x"`},
 			Command: `printf a\b\\ x`,
-			From:    "10.0.0.0/8,!10.0.0.1",
-			Line:    7,
+			From:    "10.0.0.0/8,!10.0.0.1", HasFrom: true,
+			Line: 7,
 		}},
 		{"no options", k.ed2, Entry{Comment: "plain key, no options", Line: 8}},
 		{"cert-authority line skipped", k.ed3, Entry{

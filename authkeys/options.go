@@ -10,6 +10,7 @@ import (
 type keyOptions struct {
 	command       string
 	from          string
+	hasFrom       bool // from= is present, possibly empty
 	certAuthority bool
 }
 
@@ -84,7 +85,7 @@ func parseOptions(options []string) (keyOptions, error) {
 		case "command":
 			ko.command = value
 		case "from":
-			ko.from = value
+			ko.from, ko.hasFrom = value, true
 		case "expiry-time":
 			return ko, pkgerrors.New("expiry-time is not supported by the embedded server")
 		}

@@ -151,7 +151,7 @@ func (d *SSHD) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
 		log.Info("key refused", zap.Error(err))
 		return false
 	}
-	if !fromAllows(e.From, ctx.RemoteAddr()) {
+	if e.HasFrom && (e.From == "" || !fromAllows(e.From, ctx.RemoteAddr())) {
 		log.Info("key refused: client address does not match from=", zap.String("from", e.From))
 		return false
 	}
@@ -176,7 +176,7 @@ func (d *SSHD) handleSession(s ssh.Session) {
 	if err != nil {
 		log.Warn("session refused", zap.Error(err))
 		fmt.Fprintf(s.Stderr(), "zrep: session refused: %v\n", err)
-		_ = s.Exit(1)
+		_ = s.Exit(ExitConfig)
 		return
 	}
 	log = log.With(zap.String("identity", cfg.Identity))
@@ -185,16 +185,17 @@ func (d *SSHD) handleSession(s ssh.Session) {
 	if err != nil {
 		log.Error("cannot serve", zap.Error(err))
 		fmt.Fprintf(s.Stderr(), "zrep: cannot serve: %v\n", err)
-		_ = s.Exit(1)
+		_ = s.Exit(ExitConfig)
 		return
 	}
 	start := time.Now()
-	err = ep.Serve(s.Context(), halfCloser{s}, d.cfg.Version)
+	err = ep.Serve(s.Context(), newSessionStream(s), d.cfg.Version)
 	code := ExitCode(err)
 	log.Info("session end", zap.Int("exit_status", code), zap.Duration("took", time.Since(start)), zap.NamedError("reason", err))
 	if err != nil {
 		fmt.Fprintf(s.Stderr(), "zrep: %v\n", err)
 	}
+	_ = s.CloseWrite()
 	_ = s.Exit(code)
 }
 
@@ -220,11 +221,29 @@ func (d *SSHD) sessionConfig(s ssh.Session, key gossh.PublicKey) (ServeConfig, e
 	return cfg, errors.Wrapf(err, "authorized_keys line %d", e.Line)
 }
 
-// halfCloser makes Close half-close the channel: the session handler
-// sends the exit status afterwards, which a full close would lose.
-type halfCloser struct{ ssh.Session }
+// sessionStream is the protocol stream of a session. Its Close must unblock
+// a pending Read (the rpc layer relies on that, e.g. for the handshake
+// timeout) without closing the channel's output: the session handler still
+// writes the error to stderr and sends the exit status afterwards, which a
+// closed channel (or even an EOF) would lose. So reads go through a pipe
+// that Close closes, and the channel itself is left to the handler.
+type sessionStream struct {
+	s  ssh.Session
+	pr *io.PipeReader
+}
 
-func (h halfCloser) Close() error { return h.CloseWrite() }
+func newSessionStream(s ssh.Session) *sessionStream {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, s)
+		_ = pw.CloseWithError(err) // nil: EOF for the reader
+	}()
+	return &sessionStream{s: s, pr: pr}
+}
+
+func (ss *sessionStream) Read(p []byte) (int, error)  { return ss.pr.Read(p) }
+func (ss *sessionStream) Write(p []byte) (int, error) { return ss.s.Write(p) }
+func (ss *sessionStream) Close() error                { return ss.pr.Close() }
 
 // execOnlySession accepts session channels but passes on only "exec"
 // requests. PTY, shell, env, subsystem, agent forwarding and every other
@@ -306,5 +325,3 @@ func generateHostKey(path string) ([]byte, error) {
 	pub, _ := gossh.NewPublicKey(priv.Public())
 	return data, os.WriteFile(path+".pub", gossh.MarshalAuthorizedKey(pub), 0o644)
 }
-
-var _ io.Closer = halfCloser{}
