@@ -21,14 +21,10 @@ func tcpAddr(ip string) net.Addr {
 // key line from="PATTERNS" and a client on 127.0.0.1 where the address is
 // 127.0.0.1; the other addresses follow from addrmatch.c and match.c.
 //
-// Rows with a bug note are where the embedded server currently differs
-// from sshd in the dangerous direction (it lets in a client sshd would
-// refuse): sshd treats an empty list element, a bare "!", a CIDR with
-// host bits set or an impossible mask length, and an IPv4-mapped IPv6
-// network as an error in the whole list and refuses the key; fromAllows
-// skips the bad element (or, for ::ffff:a.b.c.d/n, Go's net.ParseCIDR
-// turns it into an IPv4 network) and goes on. Those rows are skipped, not
-// failed, until server/from.go is fixed.
+// The last rows are elements sshd calls invalid: an empty element, a bare
+// "!", a CIDR with host bits set or an impossible mask length refuse the
+// key for the whole list, and an IPv4-mapped IPv6 network never matches an
+// IPv4 client (Go's net.ParseCIDR would turn it into an IPv4 network).
 func TestFromAllows(t *testing.T) {
 	const v4, v6 = "127.0.0.1", "::1"
 	tests := []struct {
@@ -36,7 +32,6 @@ func TestFromAllows(t *testing.T) {
 		patterns string
 		addr     net.Addr
 		want     bool
-		bug      string // known divergence from sshd; see the comment above
 	}{
 		{name: "empty list allows IPv4", patterns: "", addr: tcpAddr(v4), want: true},
 		{name: "empty list allows IPv6", patterns: "", addr: tcpAddr(v6), want: true},
@@ -126,34 +121,22 @@ func TestFromAllows(t *testing.T) {
 		{name: "TCPAddr without IP", patterns: "*", addr: &net.TCPAddr{Port: 22}, want: false},
 
 		// sshd refuses the key for these (addrmatch.c returns -2: "invalid
-		// from criteria"); the embedded server lets the client in.
-		{name: "host bits set", patterns: "127.0.0.1/8", addr: tcpAddr(v4), want: false,
-			bug: "a CIDR with host bits set is an error for sshd; net.ParseCIDR accepts it"},
-		{name: "host bits set, mask /0", patterns: "127.0.0.1/0", addr: tcpAddr(v4), want: false,
-			bug: "a CIDR with host bits set is an error for sshd; net.ParseCIDR accepts it"},
-		{name: "trailing comma", patterns: "127.0.0.1,", addr: tcpAddr(v4), want: false,
-			bug: "an empty element is an error for sshd; fromAllows skips it"},
-		{name: "leading comma", patterns: ",127.0.0.1", addr: tcpAddr(v4), want: false,
-			bug: "an empty element is an error for sshd; fromAllows skips it"},
-		{name: "bare negation then star", patterns: "!,*", addr: tcpAddr(v4), want: false,
-			bug: "a bare '!' is an error for sshd; fromAllows skips it"},
-		{name: "star then bare negation", patterns: "*,!", addr: tcpAddr(v4), want: false,
-			bug: "a bare '!' is an error for sshd; fromAllows skips it"},
-		{name: "IPv4 mask over 32, then star", patterns: "127.0.0.0/33,*", addr: tcpAddr(v4), want: false,
-			bug: "a mask too long for the address family is an error for sshd; fromAllows skips it"},
-		{name: "mapped IPv6 network", patterns: "::ffff:127.0.0.0/104", addr: tcpAddr(v4), want: false,
-			bug: "sshd compares an IPv6 network with an IPv4 client as no match; net.ParseCIDR turns ::ffff:127.0.0.0/104 into 127.0.0.0/8"},
-		{name: "mapped IPv6 host", patterns: "::ffff:127.0.0.1/128", addr: tcpAddr(v4), want: false,
-			bug: "sshd compares an IPv6 network with an IPv4 client as no match; net.ParseCIDR turns it into 127.0.0.1/32"},
+		// from criteria"), and so must the embedded server.
+		{name: "host bits set", patterns: "127.0.0.1/8", addr: tcpAddr(v4), want: false},
+		{name: "host bits set, mask /0", patterns: "127.0.0.1/0", addr: tcpAddr(v4), want: false},
+		{name: "trailing comma", patterns: "127.0.0.1,", addr: tcpAddr(v4), want: false},
+		{name: "leading comma", patterns: ",127.0.0.1", addr: tcpAddr(v4), want: false},
+		{name: "bare negation then star", patterns: "!,*", addr: tcpAddr(v4), want: false},
+		{name: "star then bare negation", patterns: "*,!", addr: tcpAddr(v4), want: false},
+		{name: "IPv4 mask over 32, then star", patterns: "127.0.0.0/33,*", addr: tcpAddr(v4), want: false},
+		{name: "mapped IPv6 network", patterns: "::ffff:127.0.0.0/104", addr: tcpAddr(v4), want: false},
+		{name: "mapped IPv6 host", patterns: "::ffff:127.0.0.1/128", addr: tcpAddr(v4), want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := fromAllows(tt.patterns, tt.addr)
 			if got == tt.want {
 				return
-			}
-			if tt.bug != "" {
-				t.Skipf("KNOWN BUG in server/from.go: fromAllows(%q, %s) = %v, sshd: %v (%s)", tt.patterns, tt.addr, got, tt.want, tt.bug)
 			}
 			t.Errorf("fromAllows(%q, %s) = %v, want %v", tt.patterns, tt.addr, got, tt.want)
 		})
