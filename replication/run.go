@@ -104,6 +104,10 @@ func Run(ctx context.Context, src Source, dst Target, o Options) (*Summary, erro
 		return nil, err
 	}
 	r.emit(Event{Type: EventPlan, Plan: plans})
+	for i := range early {
+		r.emit(Event{Type: EventError, Dataset: early[i].Dataset, Target: early[i].Target, Error: early[i].Error})
+		r.emit(Event{Type: EventDatasetDone, Dataset: early[i].Dataset, Target: early[i].Target, Result: &early[i]})
+	}
 	sum := &Summary{Results: early}
 	for _, p := range plans {
 		res := r.execute(ctx, p)
@@ -128,6 +132,7 @@ type runner struct {
 	features zfs.Features
 	local    map[string]*zfs.DatasetVersions // the target tree under Root
 	created  map[string]bool                 // placeholders made by this run
+	incoming map[string]bool                 // targets this run receives from scratch
 }
 
 // plan lists both sides (one call each) and plans every selected dataset.
@@ -162,9 +167,14 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 			Error: "not on the source: it does not exist, or this key may not see it"})
 	}
 	plans := make([]DatasetPlan, 0, len(selected))
+	r.incoming = map[string]bool{}
 	for _, fs := range selected {
 		target := r.targetName(fs.Name)
-		plans = append(plans, PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback}))
+		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback})
+		if p.Action == ActionReplicate && !p.TargetExists {
+			r.incoming[target] = true
+		}
+		plans = append(plans, p)
 	}
 	return plans, early, nil
 }
@@ -295,6 +305,10 @@ func (r *runner) ensureParents(ctx context.Context, target string) error {
 		switch {
 		case !exists && i == 0:
 			return errors.Errorf("the pool %s does not exist on this host", ds)
+		case !exists && r.incoming[ds]:
+			// An empty placeholder in its place would make the next run
+			// refuse that dataset as diverged; better to fail the child too.
+			return errors.Errorf("its parent %s was to be received first and was not", ds)
 		case !exists:
 			r.log.Info("creating placeholder", zap.String("dataset", ds))
 			if err := r.dst.CreatePlaceholder(ctx, ds); err != nil {
@@ -358,7 +372,9 @@ func (r *runner) verify(ctx context.Context, target string, steps []Step) error 
 	}
 	have := make(map[string]uint64, len(versions))
 	for _, v := range versions {
-		have[v.ShortName()] = v.GUID
+		if v.Type == zfs.Snapshot { // a bookmark of the same name is not the snapshot
+			have[v.ShortName()] = v.GUID
+		}
 	}
 	for _, s := range steps {
 		for _, snap := range s.Snapshots {
