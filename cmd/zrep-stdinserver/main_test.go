@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/zrep/zrep/server"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// runCapture runs the command line and returns its stdout and exit status.
+func runCapture(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	code := exitOK
+	if err != nil {
+		code = exitUsage
+		var ee *exitError
+		var silent silentExit
+		switch {
+		case asExit(err, &ee):
+			code = ee.code
+		case asSilent(err, &silent):
+			code = int(silent)
+		}
+	}
+	return out.String(), code
+}
+
+func asExit(err error, target **exitError) bool {
+	e, ok := err.(*exitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+func asSilent(err error, target *silentExit) bool {
+	s, ok := err.(silentExit)
+	if ok {
+		*target = s
+	}
+	return ok
+}
+
+// The help of every subcommand is part of the interface: it is pinned by
+// golden files (go test -update rewrites them after an intended change).
+func TestHelpGolden(t *testing.T) {
+	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}} {
+		name := strings.Join(append([]string{"help"}, cmd...), "-") + ".golden"
+		t.Run(name, func(t *testing.T) {
+			out, code := runCapture(t, append(cmd, "--help")...)
+			if code != exitOK {
+				t.Fatalf("--help exited %d", code)
+			}
+			path := filepath.Join("testdata", name)
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test -update creates it)", err)
+			}
+			if out != string(want) {
+				t.Errorf("help differs from %s (go test -update after an intended change):\n%s", path, out)
+			}
+		})
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	policyFile := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"tank<\": true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"pull", "--bogus"},
+		{"nosuchcommand"},
+		{"pull", "--local", "--policy", policyFile, "--identity", "a"},                 // no --root
+		{"pull", "--root", "-x", "--local", "--policy", policyFile, "--identity", "a"}, // bad --root
+		{"pull", "--root", "bk/x"},                                                                        // no source
+		{"pull", "--root", "bk/x", "--ssh", "-oProxyCommand=x"},                                           // option-like destination
+		{"pull", "--root", "bk/x", "--ssh", "h", "--local"},                                               // both
+		{"ls", "--ssh", "h", "--ssh-option", "NoEquals"},                                                  // malformed option
+		{"ls", "--local", "--policy", policyFile, "--identity", "nobody"},                                 // unknown identity
+		{"policy", "check", "--policy", filepath.Join(t.TempDir(), "missing"), "--identity", "a", "tank"}, // missing policy
+		{"serve", "--policy", policyFile, "--identity", "nobody"},
+		{"ls", "--log-level", "chatty", "--local", "--policy", policyFile, "--identity", "a"},
+	} {
+		if _, code := runCapture(t, args...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestPolicyCheckExitStatus(t *testing.T) {
+	policyFile := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"tank/data<\": true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCapture(t, "policy", "check", "--policy", policyFile, "--identity", "a", "tank/data/x")
+	if code != exitOK || out != "tank/data/x\tallowed\tallowed by \"tank/data<\": true (line 4)\n" {
+		t.Errorf("allowed: exit %d, %q", code, out)
+	}
+	out, code = runCapture(t, "policy", "check", "--policy", policyFile, "--identity", "a", "tank/data/x", "tank/database")
+	if code != exitFailure || !strings.Contains(out, "tank/database\tdenied\tdenied by default: no rule matches") {
+		t.Errorf("one denied: exit %d, %q", code, out)
+	}
+}
+
+// A forced command's words parse exactly as serve's own flags.
+func TestParseServeArgs(t *testing.T) {
+	tests := []struct {
+		args []string
+		want server.ServeConfig
+		err  string
+	}{
+		{[]string{"--policy", "/etc/zrep/p.yaml", "--identity", "b1"}, server.ServeConfig{PolicyFile: "/etc/zrep/p.yaml", Identity: "b1", ZFSBin: "zfs"}, ""},
+		{[]string{"--policy=/p", "--identity=b", "--zfs-bin", "/sbin/zfs", "--log-level", "debug", "--log-file", "/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "b", ZFSBin: "/sbin/zfs"}, ""},
+		{[]string{"--policy", "/p", "--identity", "b", "extra"}, server.ServeConfig{}, "takes no arguments"},
+		{[]string{"--policy", "/p", "--nope"}, server.ServeConfig{}, "unknown flag"},
+	}
+	for _, tt := range tests {
+		got, err := parseServeArgs(tt.args)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want %q", tt.args, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+}
