@@ -75,6 +75,9 @@ func (cl *Client) call(ctx context.Context, method string, req, resp any) (*body
 	if err := c.failed(); err != nil {
 		return nil, errors.WithMessagef(err, "%s: session unusable", method)
 	}
+	if err := ctx.Err(); err != nil { // do not start work that nobody waits for
+		return nil, errors.WithMessagef(err, "%s", method)
+	}
 	params, err := json.Marshal(req)
 	if err != nil {
 		return nil, errors.Wrapf(err, "%s: encoding the request", method)

@@ -75,12 +75,16 @@ type conn struct {
 	// expect is set while this side waits for a message from the peer; a
 	// HEADERS frame that starts a message when it is not set is a protocol error.
 	expect   atomic.Bool
-	lastRecv atomic.Int64 // unix nanoseconds of the last frame header read
+	lastRecv atomic.Int64 // unix nanoseconds of the last bytes received
 	pingSent atomic.Int64 // unix nanoseconds of the outstanding PING, 0 if none
 
 	// cancelCall, set by the server while a call runs, is invoked on CANCEL,
 	// on the peer's CLOSE and when the connection fails.
 	cancelCall atomic.Pointer[context.CancelCauseFunc]
+	// cancelPending records a CANCEL that may belong to the request the
+	// readLoop delivered last, whose call may not have stored cancelCall
+	// yet; the readLoop clears it when it delivers the next request.
+	cancelPending atomic.Bool
 
 	done     chan struct{}
 	failOnce sync.Once
@@ -134,18 +138,35 @@ func (c *conn) dataBufferSize() int {
 }
 
 func newConn(rwc io.ReadWriteCloser, cfg Config, r role) *conn {
-	return &conn{
+	c := &conn{
 		cfg:    cfg,
 		role:   r,
 		log:    cfg.Logger,
 		rwc:    rwc,
-		br:     bufio.NewReaderSize(rwc, readBufferSize),
 		events: make(chan event, dataBuffers+4),
 		free:   make(chan []byte, dataBuffers),
 		pongs:  make(chan [pingLen]byte, 1),
 		pings:  make(chan [pingLen]byte, 1),
 		done:   make(chan struct{}),
 	}
+	c.br = bufio.NewReaderSize(activityReader{r: rwc, last: &c.lastRecv}, readBufferSize)
+	return c
+}
+
+// activityReader records when bytes last arrived: any bytes, not only
+// frame headers, prove the peer alive (a 1 MiB frame on a slow link takes
+// long to arrive, and a PONG queues behind it).
+type activityReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (a activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // fail ends the conn with err (the first error wins), cancels the running
@@ -280,7 +301,6 @@ func (c *conn) readFrames() error {
 			}
 			return ioError("reading a frame header", err)
 		}
-		c.lastRecv.Store(time.Now().UnixNano())
 		switch h.Type {
 		case FramePing:
 			var p [pingLen]byte
@@ -295,6 +315,7 @@ func (c *conn) readFrames() error {
 		case FrameCancel:
 			// Between calls (the call ended while the CANCEL was on its way)
 			// there is nothing to cancel, and that is not an error.
+			c.cancelPending.Store(true)
 			c.cancelCurrent(errCanceledByClient)
 		case FrameClose, FrameCloseAck:
 			if state != stIdle {
@@ -342,6 +363,7 @@ func (c *conn) readFrames() error {
 			}
 			if h.Flags.Has(FlagEndHeaders) {
 				c.expect.Store(false)
+				c.cancelPending.Store(false) // a CANCEL read so far was for an earlier call
 				hasBody := h.Flags.Has(FlagBody)
 				if !c.deliver(event{kind: evMessage, header: block, hasBody: hasBody}) {
 					return nil
@@ -533,6 +555,12 @@ func (c *conn) putBuffer(b []byte) {
 // the stream. Frames that crossed the CLOSE on the wire are dropped.
 func (c *conn) closeSession(reason string) error {
 	defer c.fail(ErrClosed)
+	// A peer that stopped reading would block the CLOSE (or the write
+	// holding wmu) forever: the timeout starts before the write.
+	timer := time.AfterFunc(c.cfg.CloseTimeout, func() {
+		c.fail(errors.Errorf("the session did not close within %s", c.cfg.CloseTimeout))
+	})
+	defer timer.Stop()
 	if err := c.writeFrame(FrameClose, 0, []byte(reason)); err != nil {
 		return err
 	}

@@ -209,14 +209,23 @@ func (c *conn) safeRead(r io.Reader, p []byte) (n int, err error) {
 	return r.Read(p)
 }
 
-// encodeReset renders the RESET payload, truncating the message to fit.
+// encodeReset renders the RESET payload, shortening the message to fit.
 func encodeReset(e *Error) []byte {
+	return encodeFitting(e, maxResetLen, func(e Error) any { return e })
+}
+
+// encodeFitting renders e (wrapped by wrap) as JSON of at most limit bytes,
+// halving the message until it fits: escaping can make JSON several times
+// longer than the text, so the limit is checked on the encoded form.
+func encodeFitting(e *Error, limit int, wrap func(Error) any) []byte {
 	msg := e.Message
-	if len(msg) > maxResetLen-256 {
-		msg = truncateUTF8(msg, maxResetLen-256) + "…"
+	for {
+		p, _ := json.Marshal(wrap(Error{Code: e.Code, Message: msg}))
+		if len(p) <= limit || msg == "" {
+			return p
+		}
+		msg = truncateUTF8(msg, len(msg)/2) + "…"
 	}
-	p, _ := json.Marshal(Error{Code: e.Code, Message: msg})
-	return p
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.

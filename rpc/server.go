@@ -136,6 +136,14 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 	c.expect.Store(true)
 	go c.readLoop()
 	go c.controlLoop()
+	// On shutdown a call may be stuck writing to a client that does not
+	// read; CloseTimeout after the context ends, the session ends anyway.
+	stopShutdown := context.AfterFunc(ctx, func() {
+		time.AfterFunc(s.cfg.CloseTimeout, func() {
+			c.fail(errors.Wrap(context.Cause(ctx), "server shutting down"))
+		})
+	})
+	defer stopShutdown()
 	buf := make([]byte, c.dataBufferSize())
 	for {
 		ev, err := c.next(ctx, waitRequest)
@@ -178,6 +186,9 @@ func (s *Server) serveCall(ctx context.Context, c *conn, ev event, buf []byte) e
 	}
 	callCtx, cancel := context.WithCancelCause(ctx)
 	c.cancelCall.Store(&cancel)
+	if c.cancelPending.Load() { // the CANCEL overtook this call's start
+		cancel(errCanceledByClient)
+	}
 	defer func() {
 		c.cancelCall.Store(nil)
 		cancel(context.Canceled)
@@ -197,6 +208,9 @@ func (s *Server) serveCall(ctx context.Context, c *conn, ev event, buf []byte) e
 	}
 	if err != nil {
 		e := toCallError(err)
+		if context.Cause(callCtx) == errCanceledByClient {
+			e = Errorf(CodeCanceled, "%s: canceled by the client", req.Method)
+		}
 		log.Info("call failed", zap.String("code", string(e.Code)), zap.String("error", e.Message), zap.Duration("took", time.Since(start)))
 		return c.writeError(e)
 	}
@@ -280,9 +294,6 @@ func (c *conn) encodeResult(resp any) ([]byte, error) {
 
 // writeError sends an error response.
 func (c *conn) writeError(e *Error) error {
-	hdr, _ := json.Marshal(responseHeader{Error: &Error{Code: e.Code, Message: e.Message}})
-	if len(hdr) > c.peerHeader {
-		hdr, _ = json.Marshal(responseHeader{Error: &Error{Code: e.Code, Message: truncateUTF8(e.Message, c.peerHeader/2) + "…"}})
-	}
+	hdr := encodeFitting(e, c.peerHeader, func(e Error) any { return responseHeader{Error: &e} })
 	return c.writeMessage(hdr, false)
 }
