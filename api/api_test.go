@@ -437,3 +437,11 @@ func FuzzReadListing(f *testing.F) {
 		}
 	})
 }
+
+// A source cannot make the puller hold an unbounded listing.
+func TestReadListingRefusesHugeAnnouncements(t *testing.T) {
+	_, _, err := api.ReadListing(strings.NewReader(""), api.ListResponse{Filesystems: api.MaxListingRecords, Versions: 1})
+	if err == nil || !strings.Contains(err.Error(), "announced") {
+		t.Fatalf("ReadListing of %d announced records: %v", api.MaxListingRecords+1, err)
+	}
+}

@@ -13,6 +13,12 @@ import (
 // newline.
 const MaxRecordBytes = 64 << 10
 
+// MaxListingRecords bounds the records one listing may announce, so that a
+// source cannot make a puller hold an unbounded listing in memory (the
+// puller does not trust the source). Ten million snapshots is far beyond
+// what zfs itself handles well.
+const MaxListingRecords = 10_000_000
+
 // record is one line of a listing body: a filesystem, or a version of the
 // filesystem on the line before it (ListFilesystems), or, before the first
 // filesystem, a loose version (ListVersions: of the requested dataset).
@@ -76,6 +82,10 @@ func EncodeListing(filesystems []Filesystem, versions []Version) ([]byte, ListRe
 // is an error, and bounds every line to MaxRecordBytes. Each line holds
 // exactly one JSON object, with no unknown fields.
 func ReadListing(r io.Reader, resp ListResponse) ([]Filesystem, []Version, error) {
+	if resp.Filesystems < 0 || resp.Versions < 0 || resp.Filesystems+resp.Versions > MaxListingRecords {
+		return nil, nil, errors.Errorf("the server announced %d filesystems and %d versions: a listing holds 0 to %d records",
+			resp.Filesystems, resp.Versions, MaxListingRecords)
+	}
 	sc := bufio.NewScanner(r)
 	// Room for a line of MaxRecordBytes with its "\r\n"; a longer line is
 	// refused below, or by the scanner.

@@ -75,6 +75,9 @@ func (s *Source) ListFilesystems(ctx context.Context, withVersions bool) ([]api.
 	if err != nil {
 		return nil, s.explain(err)
 	}
+	if body == nil {
+		return nil, errors.New("listing filesystems: the source sent no listing")
+	}
 	defer body.Close()
 	fss, _, err := api.ReadListing(body, resp)
 	return fss, s.explain(errors.WithMessage(err, "listing filesystems"))
@@ -86,6 +89,9 @@ func (s *Source) ListVersions(ctx context.Context, dataset string) ([]api.Versio
 	body, err := s.rpc.CallStream(ctx, api.MethodListVersions, api.ListVersionsRequest{Dataset: dataset}, &resp)
 	if err != nil {
 		return nil, s.explain(err)
+	}
+	if body == nil {
+		return nil, errors.Errorf("listing versions of %s: the source sent no listing", dataset)
 	}
 	defer body.Close()
 	_, vs, err := api.ReadListing(body, resp)

@@ -349,7 +349,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	n, err := io.Copy(pw, stream)
 	if err != nil {
 		_ = in.Abort()
-		return n, errors.WithMessagef(err, "stream cut after %s; the target is unchanged by this step", HumanBytes(n))
+		return n, errors.WithMessagef(err, "stream cut after %s; %s", HumanBytes(n), cutLeaves(step))
 	}
 	if err := in.Close(); err != nil {
 		return n, err
@@ -358,6 +358,16 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	r.emit(Event{Type: EventStepDone, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 		Bytes: n, BytesPerSecond: rate(n, time.Since(start)), Duration: time.Since(start)})
 	return n, nil
+}
+
+// cutLeaves says what a cut stream leaves on the target. zfs receives
+// every snapshot whole or not at all; a -I stream carries several, and the
+// ones completed before the cut stay (the next run continues from them).
+func cutLeaves(step Step) string {
+	if len(step.Snapshots) > 1 {
+		return "snapshots of this stream received before the cut stay, the one in transit was discarded"
+	}
+	return "the target is unchanged by this step"
 }
 
 // verify checks that the target holds every snapshot of steps with the

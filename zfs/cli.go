@@ -32,9 +32,15 @@ const (
 const pipeSize = 1 << 20
 
 // growPipe grows the pipe f belongs to; failure (an old kernel, a lower
-// /proc/sys/fs/pipe-max-size) only costs speed.
+// /proc/sys/fs/pipe-max-size) only costs speed. It goes through
+// SyscallConn: f.Fd() would switch the pipe to blocking mode, and Close
+// could then no longer unblock a pending Read.
 func growPipe(f *os.File) {
-	_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 }
 
 // errClosed is returned by reads and writes on a stream after Close or Abort.

@@ -44,7 +44,8 @@ snapshots and bookmarks: name, guid, createtxg and creation time.
    "type":"snapshot","guid":"123...","createtxg":19,"creation":"2026-11-24T23:40:49Z"}]}]}
 guids are decimal strings: they are 64-bit numbers.
 
-Exit status: 0 listed, 2 bad flags, 3 could not connect to the source.`,
+Exit status: 0 listed, 1 the listing could not be written, 2 bad flags,
+3 could not connect to the source or the listing failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -77,7 +78,7 @@ Exit status: 0 listed, 2 bad flags, 3 could not connect to the source.`,
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(doc)
+				return withExit(exitFailure, enc.Encode(doc))
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			printf(tw, "NAME\tTYPE\tGUID\tCREATETXG\tCREATION\n")
@@ -87,7 +88,7 @@ Exit status: 0 listed, 2 bad flags, 3 could not connect to the source.`,
 					printf(tw, "%s\t%s\t%s\t%d\t%s\n", v.Name, v.Type, v.GUID, v.CreateTXG, v.Creation.UTC().Format(time.RFC3339))
 				}
 			}
-			return tw.Flush()
+			return withExit(exitFailure, tw.Flush())
 		},
 	}
 	conn.register(cmd.Flags())

@@ -43,8 +43,10 @@ snapshot's guid is checked against the source's.
 
 The backup host does not trust the source: no properties are received
 (no zfs send -p/-R), receives are unmounted (-u) where the local zfs supports
-it, and -F is used only with --force-rollback. A transfer cut in the middle
-leaves the target as it was before that transfer; the next run continues.
+it, and -F is used only with --force-rollback. zfs receives every snapshot
+whole or not at all: a transfer cut in the middle leaves no partial snapshot
+(a stream carrying several keeps those completed before the cut), and the
+next run continues from what arrived.
 
 ` + connHelp + `
 
