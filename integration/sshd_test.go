@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,30 +131,12 @@ func (f *sshdFixture) start(t *testing.T) *sshdProc {
 	return startSSHDProc(t, dir, f.ak, filepath.Join(dir, "host_key"), "--generate-host-key")
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // sshdProc is a running `zrep-stdinserver sshd`.
 type sshdProc struct {
 	cmd        *exec.Cmd
-	exited     chan struct{} // closed once cmd.Wait returned
-	output     *syncBuffer   // its stdout and stderr
-	addr       string        // 127.0.0.1:PORT, from its log
+	exited     chan struct{}       // closed once cmd.Wait returned
+	output     *testenv.SyncBuffer // its stdout and stderr
+	addr       string              // 127.0.0.1:PORT, from its log
 	port       int
 	log        string
 	hostKey    string
@@ -170,7 +151,7 @@ type sshdProc struct {
 // stopped with SIGINT when the test ends.
 func startSSHDProc(t *testing.T, dir, authorizedKeys, hostKey string, extra ...string) *sshdProc {
 	t.Helper()
-	p := &sshdProc{exited: make(chan struct{}), output: &syncBuffer{}, log: filepath.Join(dir, "sshd.log"), hostKey: hostKey}
+	p := &sshdProc{exited: make(chan struct{}), output: &testenv.SyncBuffer{}, log: filepath.Join(dir, "sshd.log"), hostKey: hostKey}
 	argv := append([]string{"sshd", "--listen", "127.0.0.1:0", "--host-key", hostKey, "--authorized-keys", authorizedKeys,
 		"--log-file", p.log, "--log-level", "debug"}, extra...)
 	p.cmd = exec.Command(binary, argv...)
@@ -409,7 +390,7 @@ type sessionPipes struct {
 }
 
 // openSource execs command on s and starts a zrep session over it.
-func openSource(t *testing.T, s *gossh.Session, command string) (*client.Source, *syncBuffer) {
+func openSource(t *testing.T, s *gossh.Session, command string) (*client.Source, *testenv.SyncBuffer) {
 	t.Helper()
 	stdin, err := s.StdinPipe()
 	if err != nil {
@@ -419,7 +400,7 @@ func openSource(t *testing.T, s *gossh.Session, command string) (*client.Source,
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	s.Stderr = stderr
 	if err := s.Start(command); err != nil {
 		t.Fatalf("exec %q: %v", command, err)
@@ -435,7 +416,7 @@ func openSource(t *testing.T, s *gossh.Session, command string) (*client.Source,
 
 // listAndClose lists through src, closes the session in order and checks
 // that s exits 0.
-func listAndClose(t *testing.T, s *gossh.Session, src *client.Source, stderr *syncBuffer) {
+func listAndClose(t *testing.T, s *gossh.Session, src *client.Source, stderr *testenv.SyncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -611,50 +592,13 @@ func TestEmbeddedSSHDRefusesPasswordAndKeyboardInteractive(t *testing.T) {
 	}
 }
 
-// forwardTarget is a TCP listener that counts the connections it gets.
-type forwardTarget struct {
-	net.Listener
-	mu       sync.Mutex
-	accepted int
-}
-
-func newForwardTarget(t *testing.T) *forwardTarget {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ft := &forwardTarget{Listener: l}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ft.mu.Lock()
-			ft.accepted++
-			ft.mu.Unlock()
-			_, _ = c.Write([]byte("SECRET\n"))
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() { _ = l.Close() })
-	return ft
-}
-
-func (ft *forwardTarget) count() int {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	return ft.accepted
-}
-
 // 3. Port forwarding either way and agent forwarding are refused.
 func TestEmbeddedSSHDRefusesForwarding(t *testing.T) {
 	f := newSSHDFixture(t)
 	good, goodPub := f.newKey(t)
 	f.writeKeys(t, f.forced("", f.zfs, goodPub))
 	p := f.start(t)
-	target := newForwardTarget(t)
+	target := testenv.NewCountingListener(t)
 
 	t.Run("remote forwarding with OpenSSH -R", func(t *testing.T) {
 		r := runSSH(t, 30*time.Second, p.sshArgs(good, "-N", "-R", "0:127.0.0.1:22", "-o", "ExitOnForwardFailure=yes", sshDest)...)
@@ -665,7 +609,7 @@ func TestEmbeddedSSHDRefusesForwarding(t *testing.T) {
 
 	t.Run("local forwarding with OpenSSH -L", func(t *testing.T) {
 		lport := freePort(t)
-		var stderr syncBuffer
+		var stderr testenv.SyncBuffer
 		// LogLevel=INFO comes first, so it wins: ssh reports refused channels at INFO.
 		argv := append([]string{"-o", "LogLevel=INFO"}, p.sshArgs(good, "-N", "-L", fmt.Sprintf("127.0.0.1:%d:%s", lport, target.Addr()), sshDest)...)
 		cmd := exec.Command("ssh", argv...)
@@ -720,7 +664,7 @@ func TestEmbeddedSSHDRefusesForwarding(t *testing.T) {
 		listAndClose(t, s, src, stderr)
 	})
 
-	if n := target.count(); n != 0 {
+	if n := target.Count(); n != 0 {
 		t.Errorf("the forwarding target got %d connections", n)
 	}
 }
@@ -973,9 +917,9 @@ func TestEmbeddedSSHDSessionsAreIndependent(t *testing.T) {
 	f.writeKeys(t, f.forced("", stuckZFS, stuckPub), f.forced("", slowZFS, slowPub), f.forced("", f.zfs, fastPub))
 	p := f.start(t)
 
-	start := func(key string) (*exec.Cmd, *syncBuffer, chan error) {
+	start := func(key string) (*exec.Cmd, *testenv.SyncBuffer, chan error) {
 		cmd := exec.Command(binary, args("ls", p.zrepFlags(key))...)
-		out := &syncBuffer{}
+		out := &testenv.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

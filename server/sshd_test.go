@@ -29,6 +29,7 @@ import (
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/client"
 	"github.com/zrep/zrep/handlers"
+	"github.com/zrep/zrep/internal/testenv"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/server"
 	"github.com/zrep/zrep/zfs"
@@ -588,49 +589,12 @@ func TestSSHDRefusesEverySessionRequestButExec(t *testing.T) {
 	}
 }
 
-// listenOnce is a TCP listener that counts the connections it accepts.
-type listenOnce struct {
-	net.Listener
-	mu       sync.Mutex
-	accepted int
-}
-
-func newTarget(t *testing.T) *listenOnce {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lo := &listenOnce{Listener: l}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			lo.mu.Lock()
-			lo.accepted++
-			lo.mu.Unlock()
-			_, _ = c.Write([]byte("SECRET\n"))
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() { _ = l.Close() })
-	return lo
-}
-
-func (l *listenOnce) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.accepted
-}
-
 // Port forwarding (both ways), unix socket forwarding, X11 and agent
 // channels are refused.
 func TestSSHDRefusesForwarding(t *testing.T) {
 	k := newKey(t)
 	h := startSSHD(t, forced("", serveCommand("backup1"), k))
-	target := newTarget(t)
+	target := testenv.NewCountingListener(t)
 	c := h.mustDial(t, k)
 
 	if conn, err := c.Dial("tcp", target.Addr().String()); err == nil {
@@ -650,7 +614,7 @@ func TestSSHDRefusesForwarding(t *testing.T) {
 			t.Errorf("%s channel opened", typ)
 		}
 	}
-	if n := target.count(); n != 0 {
+	if n := target.Count(); n != 0 {
 		t.Errorf("the forwarding target got %d connections", n)
 	}
 	// The connection is still good for what it is for.

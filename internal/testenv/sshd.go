@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -217,14 +216,14 @@ func freePort(t testing.TB) int {
 // sshdProc is a running sshd.
 type sshdProc struct {
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *SyncBuffer
 	exited chan struct{} // closed when cmd.Wait returned
 }
 
 // startSSHD starts sshd and waits until addr answers with an SSH banner.
 // The returned sshdProc is never nil: stop it even on error, and read its log.
 func startSSHD(config, addr string) (*sshdProc, error) {
-	p := &sshdProc{log: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &sshdProc{log: &SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(SSHDBin, "-D", "-e", "-f", config)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	// Sessions inherit stderr; do not let them hold up Wait.
@@ -353,24 +352,4 @@ func parentPID(pid int) (int, bool) {
 	}
 	ppid, err := strconv.Atoi(fields[1])
 	return ppid, err == nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// String returns what was written so far.
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
