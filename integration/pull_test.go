@@ -74,7 +74,13 @@ func testPullLifeCycle(t *testing.T, w *world, e endpoint) {
 	testenv.Run(t, "zfs", "snapshot", s+"/data@s3")
 	testenv.Run(t, "zfs", "snapshot", s+"/data@s4")
 	testenv.Run(t, "zfs", "snapshot", s+"/data/child@c2")
+	sessionsBefore := countSessions(t, e)
 	r = pull()
+	// One connection (one session) serves the whole run, several datasets
+	// and steps included.
+	if n := countSessions(t, e) - sessionsBefore; n != 1 {
+		t.Errorf("the incremental pull opened %d sessions, want 1", n)
+	}
 	if r.code != 0 || !strings.Contains(r.stdout, "incremental @s2 -> @s4 (2 snapshots)") {
 		t.Fatalf("incremental pull: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -269,4 +275,14 @@ func children(t *testing.T, pid int) []int {
 		}
 	}
 	return out
+}
+
+// countSessions counts the sessions the server side has logged so far.
+func countSessions(t *testing.T, e endpoint) int {
+	t.Helper()
+	b, err := os.ReadFile(e.log)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "session start")
 }
