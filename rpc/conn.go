@@ -31,7 +31,7 @@ func (r role) String() string {
 
 // readBufferSize is the bufio size in front of the stream. It is small on
 // purpose: frame headers and small messages come out of it, while large
-// DATA payloads bypass it and are read straight into the consumer's buffer.
+// DATA payloads bypass it and are read straight into a pool buffer.
 const readBufferSize = 16 << 10
 
 // dataBuffers is how many DATA payloads the readLoop may hold for a consumer

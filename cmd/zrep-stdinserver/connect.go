@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 
 	"github.com/pkg/errors"
 	"github.com/spf13/pflag"
@@ -93,6 +91,3 @@ func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger)
 	}
 	return nil, nil, withExit(exitUsage, errors.New("say where the source is: --ssh USER@HOST, or --local --policy FILE --identity NAME"))
 }
-
-// printf writes to w, ignoring errors (a closed stdout is not worth failing for).
-func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
@@ -96,3 +98,6 @@ Exit status: 0 listed, 1 the listing could not be written, 2 bad flags,
 	cmd.Flags().StringVar(&zfsBin, "zfs-bin", "zfs", "with --local: the zfs binary")
 	return cmd
 }
+
+// printf writes to w; a write error shows when the tabwriter is flushed.
+func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
