@@ -18,8 +18,7 @@ func (d *decoder) nativeTop() (*List, error) {
 // name_sz (with the NUL), int16 reserved, int32 nelem, int32 type, the
 // name at 16 and the value at NV_ALIGN(16+name_sz), both padded to 8.
 func (d *decoder) nativePairs(l *List, depth int) error {
-	var names map[string]struct{}
-	base := len(d.path)
+	listAt, base := d.off, len(d.path)
 	for {
 		d.path = d.path[:base]
 		start := d.off
@@ -29,7 +28,7 @@ func (d *decoder) nativePairs(l *List, depth int) error {
 		size := int32(d.bo.Uint32(d.b[start:]))
 		if size == 0 {
 			d.off += 4
-			return nil
+			return d.checkNames(l, listAt)
 		}
 		if size > 0 && int64(size) > int64(d.left()) {
 			return d.errf(start, ErrTruncated, "pair of %d bytes, %d left", size, d.left())
@@ -74,9 +73,7 @@ func (d *decoder) nativePairs(l *List, depth int) error {
 		if !allZero(v[used:]) {
 			return d.errf(start+int(valOff+used), ErrMalformed, "nonzero padding after the value")
 		}
-		if names, err = d.add(l, names, pr, start); err != nil {
-			return err
-		}
+		l.Pairs = appendPair(l.Pairs, pr)
 	}
 }
 

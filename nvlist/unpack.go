@@ -3,6 +3,8 @@ package nvlist
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pkg/errors"
 )
@@ -145,31 +147,34 @@ func (d *decoder) nest(depth int) error {
 	return nil
 }
 
-// add appends a pair to l unless its name is taken. Old libnvpair looked
-// up the first of two same-named pairs, new libnvpair the last one, so
-// zrep refuses both readings.
-func (d *decoder) add(l *List, names map[string]struct{}, pr Pair, off int) (map[string]struct{}, error) {
-	const linear = 16
-	if len(l.Pairs) < linear {
-		for _, q := range l.Pairs {
-			if q.Name == pr.Name {
-				return names, d.errf(off, ErrDuplicateName, "name %q appears twice", pr.Name)
-			}
-		}
-	} else {
-		if names == nil {
-			names = make(map[string]struct{}, 2*linear)
-			for _, q := range l.Pairs {
-				names[q.Name] = struct{}{}
-			}
-		}
-		if _, dup := names[pr.Name]; dup {
-			return names, d.errf(off, ErrDuplicateName, "name %q appears twice", pr.Name)
-		}
-		names[pr.Name] = struct{}{}
+// checkNames refuses a list with a repeated name, at offset off. Old
+// libnvpair looked up the first of two same-named pairs, new libnvpair
+// the last one; the flags of the list do not matter.
+func (d *decoder) checkNames(l *List, off int) error {
+	dup := func(i, j int) error {
+		return d.errf(off, ErrDuplicateName, "pair %d repeats the name %q of pair %d", j, l.Pairs[j].Name, i)
 	}
-	l.Pairs = append(l.Pairs, pr)
-	return names, nil
+	if len(l.Pairs) <= 16 {
+		for j := range l.Pairs {
+			for i := range j {
+				if l.Pairs[i].Name == l.Pairs[j].Name {
+					return dup(i, j)
+				}
+			}
+		}
+		return nil
+	}
+	idx := make([]int32, len(l.Pairs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(l.Pairs[a].Name, l.Pairs[b].Name) })
+	for k := 1; k < len(idx); k++ {
+		if l.Pairs[idx[k-1]].Name == l.Pairs[idx[k]].Name {
+			return dup(int(idx[k-1]), int(idx[k]))
+		}
+	}
+	return nil
 }
 
 // checkTrailer refuses bytes after the list, except the zero bytes that
@@ -195,4 +200,13 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// appendPair appends, doubling the capacity: append's gentler growth of
+// large slices allocates about five times the final size in all.
+func appendPair(pairs []Pair, p Pair) []Pair {
+	if len(pairs) == cap(pairs) {
+		pairs = slices.Grow(pairs, max(len(pairs), 1))
+	}
+	return append(pairs, p)
 }

@@ -20,8 +20,7 @@ func (d *decoder) xdrList(depth int) (*List, error) {
 		return nil, err
 	}
 	l := &List{Flags: flags}
-	var names map[string]struct{}
-	base := len(d.path)
+	listAt, base := d.off-8, len(d.path)
 	for {
 		d.path = d.path[:base]
 		start := d.off
@@ -38,7 +37,7 @@ func (d *decoder) xdrList(depth int) (*List, error) {
 			if enc != 0 {
 				return nil, d.errf(start, ErrMalformed, "end of list with encode size %d", enc)
 			}
-			return l, nil
+			return l, d.checkNames(l, listAt)
 		}
 		if err := d.countPair(start); err != nil {
 			return nil, err
@@ -77,9 +76,7 @@ func (d *decoder) xdrList(depth int) (*List, error) {
 		if want := d.off - start + d.slack - slack; int64(enc) != int64(want) {
 			return nil, d.errf(start, ErrMalformed, "encode size %d, want %d", enc, want)
 		}
-		if names, err = d.add(l, names, pr, start); err != nil {
-			return nil, err
-		}
+		l.Pairs = appendPair(l.Pairs, pr)
 	}
 }
 
@@ -87,7 +84,7 @@ func (d *decoder) xdrList(depth int) (*List, error) {
 // NUL inside would end the string early for libnvpair (and the kernel's
 // XDR refuses it), so it is refused.
 func (d *decoder) xdrString(what string) (string, error) {
-	n, err := d.u32(what + " length")
+	n, err := d.u32("string length")
 	if err != nil {
 		return "", err
 	}
