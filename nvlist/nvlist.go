@@ -6,7 +6,7 @@
 // flags, pairs, and two zero words; a pair is its XDR size, its native
 // size, name, type, element count and value. zfs send writes the header
 // of compound streams (-R, -p, -I) this way. NATIVE (encoding 0) is the
-// in-memory nvpair_t layout in the sender's byte order, 8-byte aligned,
+// in-memory nvpair_t layout in the writer's byte order, 8-byte aligned,
 // with embedded lists' pairs following their parent pair; resume tokens
 // and the BEGIN payload of raw or resumed streams use it.
 //
@@ -17,22 +17,28 @@
 //     computed from the structure (libnvpair's validation, and libzfs
 //     always writes them right, so a mismatch is a forgery);
 //   - a name may appear only once per list, whatever the list's flags
-//     (libnvpair keeps both pairs and old and new versions look up
+//     (libnvpair keeps both pairs, and old and new versions look up
 //     different ones);
-//   - names and strings contain no NUL byte, padding, reserved fields and
-//     packed pointers are zero, versions are 0, flags only NV_UNIQUE_NAME
-//     and NV_UNIQUE_NAME_TYPE, booleans 0 or 1;
+//   - names and strings contain no NUL byte; padding, reserved fields and
+//     packed pointers are zero; versions are 0; flags are only
+//     NV_UNIQUE_NAME and NV_UNIQUE_NAME_TYPE; booleans are 0 or 1;
 //   - nesting is limited to 20 levels (the kernel's nvpair_max_recursion);
 //   - bytes after the end of the list are refused, except the zero bytes
 //     libnvpair itself leaves at the end of an XDR buffer holding empty
 //     numeric arrays (its size estimate counts 4 bytes that it does not
 //     write for each).
 //
-// The decoder never panics and allocates a small multiple of its input.
-// Pack writes what libnvpair writes for the same list, native lists in
-// little-endian order. In XDR, one-byte and int16 values are written
-// zero-extended, as the kernel's XDR does; x86 userland sign-extends
-// negative ones, and the decoder accepts both forms.
+// So each list has exactly one encoding that decodes to it, up to the
+// byte order of native lists (libnvpair reads only its host's; this
+// package reads both), the XDR header's endian byte, and the sign
+// extension of one-byte and int16 XDR words: x86 userland sign-extends
+// them, the kernel zero-extends them and refuses anything else, and the
+// decoder accepts both forms. Double, which only userland libnvpair
+// knows, is accepted.
+//
+// The decoder never panics and allocates at most about five times its
+// input. Pack writes what libnvpair writes for the same list: native
+// lists little-endian, one-byte and int16 XDR words zero-extended.
 package nvlist
 
 import (
