@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +38,9 @@ func checkUnpacked(b []byte) error {
 	}
 	for _, e := range []Encoding{Native, XDR} {
 		p, err := Pack(l, e)
+		if e != enc && isErr(err, ErrInvalid) && strings.Contains(err.Error(), "NVS_XDR_MAX_LEN") {
+			continue // libnvpair could not read it back as XDR
+		}
 		if err != nil {
 			return fmt.Errorf("pack %v: %v", e, err)
 		}

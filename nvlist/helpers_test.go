@@ -17,6 +17,9 @@ import (
 
 // dump prints l one pair a line, nested lists indented, like nvlist_print.
 func dump(l *List) string {
+	if l == nil {
+		return "<nil>\n"
+	}
 	var b strings.Builder
 	var walk func(l *List, indent string)
 	walk = func(l *List, indent string) {

@@ -37,6 +37,9 @@ func pack(l *List, enc Encoding, bigEndian bool) ([]byte, error) {
 		e.b = append(e.b, byte(XDR), 1, 0, 0)
 		err = e.xdrList(l, 0)
 		e.b = append(e.b, make([]byte, e.slack)...)
+		if err == nil {
+			err = e.checkXDRBounds()
+		}
 	default:
 		return nil, errors.Wrapf(ErrInvalid, "nvlist: unknown encoding %d", enc)
 	}
@@ -57,6 +60,27 @@ type encoder struct {
 	}
 	slack int        // see decoder.slack
 	path  []pathElem // see decoder.path
+	// sizes holds, for each XDR pair, where its value starts and its
+	// decode size, for checkXDRBounds.
+	sizes []xdrSize
+}
+
+type xdrSize struct {
+	off  int
+	size int64
+	path string
+}
+
+// checkXDRBounds refuses lists that libnvpair packs but cannot unpack: a
+// pair whose decode size is larger than NVS_XDR_MAX_LEN of the bytes
+// after it, such as an array of empty strings near the end.
+func (e *encoder) checkXDRBounds() error {
+	for _, s := range e.sizes {
+		if s.size > xdrMaxLen(len(e.b)-s.off) {
+			return errors.Wrapf(ErrInvalid, "nvlist %q: libnvpair would not unpack a pair of %d bytes from %d bytes (NVS_XDR_MAX_LEN)", s.path, s.size, len(e.b)-s.off)
+		}
+	}
+	return nil
 }
 
 func (e *encoder) invalid(format string, args ...any) error {
@@ -329,6 +353,7 @@ func (e *encoder) xdrPair(pr Pair, depth int) error {
 	start, slack := len(e.b), e.slack
 	e.u32(0) // encode size, set below
 	e.u32(uint32(nativePairSize(pr)))
+	e.sizes = append(e.sizes, xdrSize{len(e.b), nativePairSize(pr), formatPath(e.path)})
 	e.xdrString(pr.Name)
 	e.u32(uint32(pr.Type))
 	n := valueLen(pr)

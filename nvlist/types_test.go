@@ -303,3 +303,25 @@ func TestAccessors(t *testing.T) {
 		t.Error("Encoding.String")
 	}
 }
+
+// TestPackUnreadableXDR: libnvpair packs lists that its own
+// NVS_XDR_MAX_LEN check then refuses to unpack (zfs-fuse's zstreamdump
+// confirms it); Pack refuses them instead.
+func TestPackUnreadableXDR(t *testing.T) {
+	l := one("", StringArray, []string{"", "", ""})
+	if _, err := Pack(l, XDR); !isErr(err, ErrInvalid) || !strings.Contains(err.Error(), "NVS_XDR_MAX_LEN") {
+		t.Errorf("Pack: %v", err)
+	}
+	if _, err := Pack(l, Native); err != nil {
+		t.Errorf("Pack native: %v", err)
+	}
+	// With more bytes after the pair, libnvpair reads it.
+	l.Pairs = append(l.Pairs, Pair{"x", Uint64, uint64(1)})
+	b, err := Pack(l, XDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := Unpack(b, Limits{}); err != nil || !equal(got, l) {
+		t.Errorf("Unpack: %v", err)
+	}
+}
