@@ -10,6 +10,7 @@ type Features struct {
 	ListParsable  bool // zfs list -p
 	Bookmarks     bool // zfs bookmark, #bookmarks in list and send -i
 	RecvUnmounted bool // zfs receive -u
+	RecvExclude   bool // zfs receive -x PROPERTY (and -o PROPERTY=VALUE)
 	ResumeTokens  bool // zfs receive -s / zfs send -t
 	SendEstimate  bool // zfs send -n -v -P: a dry run that prints the stream's size
 }
@@ -26,6 +27,7 @@ func DetectFeatures(usage string) Features {
 		ListParsable:  has("list", 'p'),
 		Bookmarks:     bookmark,
 		RecvUnmounted: has("receive", 'u'),
+		RecvExclude:   has("receive", 'x') && has("receive", 'o'),
 		ResumeTokens:  has("receive", 's') && has("send", 't'),
 		SendEstimate:  has("send", 'n') && has("send", 'v') && has("send", 'P'),
 	}

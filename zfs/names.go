@@ -209,3 +209,19 @@ func splitVersionName(name string) (dataset, short string) {
 	}
 	return name[:i], name[i+1:]
 }
+
+// validatePropertyName refuses anything that is not a plain property name
+// (a native one such as "mountpoint" or a user one such as "com.example:x"),
+// so that a name can never be taken for an option.
+func validatePropertyName(name string) error {
+	if name == "" || len(name) > maxNameLen || name[0] == '-' {
+		return invalidName(name, "not a property name")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			return invalidName(name, "invalid character %q in a property name", rune(c))
+		}
+	}
+	return nil
+}

@@ -312,6 +312,9 @@ type RecvOptions struct {
 	Target    string // dataset to receive into, "backup/pool/a"
 	Force     bool   // -F (only when the operator asked to roll back)
 	Unmounted bool   // -u; an error wrapping ErrUnsupported if zfs lacks it
+	// Exclude are properties forced to inherit rather than taken from the
+	// stream (-x PROP each); an error wrapping ErrUnsupported if zfs lacks -x.
+	Exclude []string
 }
 
 // recvArgs validates o and builds the arguments of zfs receive.
@@ -329,6 +332,15 @@ func recvArgs(o RecvOptions, f Features) ([]string, error) {
 		}
 		args = append(args, "-u")
 	}
+	if len(o.Exclude) > 0 && !f.RecvExclude {
+		return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -x", o.Target)
+	}
+	for _, prop := range o.Exclude {
+		if err := validatePropertyName(prop); err != nil {
+			return nil, err
+		}
+		args = append(args, "-x", prop)
+	}
 	return append(args, o.Target), nil
 }
 
@@ -341,7 +353,7 @@ func (z *ZFS) Recv(ctx context.Context, o RecvOptions) (InputStream, error) {
 		return nil, err
 	}
 	var f Features
-	if o.Unmounted {
+	if o.Unmounted || len(o.Exclude) > 0 {
 		var err error
 		if f, err = z.Features(ctx); err != nil {
 			return nil, err

@@ -319,6 +319,8 @@ func TestRecvArgs(t *testing.T) {
 		{"force", "usage-zfs-fuse-0.7.txt", RecvOptions{Target: "backup/pool/a", Force: true}, []string{"receive", "-F", "backup/pool/a"}},
 		{"unmounted", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true}, []string{"receive", "-u", "b/a"}},
 		{"force unmounted", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Force: true, Unmounted: true}, []string{"receive", "-F", "-u", "b/a"}},
+		{"excluded properties", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true, Exclude: []string{"mountpoint", "com.example:x"}},
+			[]string{"receive", "-u", "-x", "mountpoint", "-x", "com.example:x", "b/a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,6 +351,15 @@ func TestRecvRefuses(t *testing.T) {
 	z := New(f)
 	if _, err := z.Recv(ctx, RecvOptions{Target: "b/a", Unmounted: true}); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("-u on zfs-fuse: %v", err)
+	}
+	if _, err := z.Recv(ctx, RecvOptions{Target: "b/a", Exclude: []string{"mountpoint"}}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("-x on zfs-fuse: %v", err)
+	}
+	z2 := New(newFake(readTestdata(t, "usage-openzfs-2.2.txt")))
+	for _, prop := range []string{"", "-F", "-o", "mountpoint=/etc", "a b", "Mountpoint", "x\n"} {
+		if _, err := z2.Recv(ctx, RecvOptions{Target: "b/a", Exclude: []string{prop}}); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("Recv -x %q: %v", prop, err)
+		}
 	}
 	for _, target := range []string{"", "-F", "b/a@s1", "b/a#x", "b//a", "b/a\n", "b/a;x"} {
 		if _, err := z.Recv(ctx, RecvOptions{Target: target}); !errors.Is(err, ErrInvalidName) {
