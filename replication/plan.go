@@ -62,8 +62,9 @@ const (
 
 // DatasetPlan is what will happen to one dataset.
 type DatasetPlan struct {
-	Dataset string `json:"dataset"` // the source dataset
-	Target  string `json:"target"`  // the local dataset
+	Dataset string `json:"dataset"`        // the source dataset
+	Type    string `json:"type,omitempty"` // its type: "filesystem" or "volume"
+	Target  string `json:"target"`         // the local dataset
 	Action  Action `json:"action"`
 	// TargetExists: the target dataset exists already.
 	TargetExists bool `json:"target_exists"`
@@ -122,7 +123,7 @@ type PlanOptions struct {
 // PlanDataset plans one dataset. source lists the source dataset's
 // versions; target is the local dataset's listing, nil when it does not exist.
 func PlanDataset(source api.Filesystem, targetName string, target *zfs.DatasetVersions, o PlanOptions) DatasetPlan {
-	p := DatasetPlan{Dataset: source.Name, Target: targetName, TargetExists: target != nil}
+	p := DatasetPlan{Dataset: source.Name, Type: source.Type, Target: targetName, TargetExists: target != nil}
 	snaps := sourceSnapshots(source.Versions)
 	if len(snaps) == 0 {
 		p.Action = ActionNoSource

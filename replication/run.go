@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
 )
 
@@ -320,8 +321,10 @@ func (r *runner) ensureParents(ctx context.Context, target string) error {
 	return nil
 }
 
-// runStep streams one step from the source into zfs recv. On any failure
-// the receive is aborted: zfs recv is atomic, so the target stays as it was
+// runStep streams one step from the source into zfs recv, through the
+// inspection that holds the stream to the step's plan: zfs receive starts
+// only once the stream's first record has passed it. On any failure the
+// receive is aborted: zfs recv is atomic, so the target stays as it was
 // before the step.
 func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (int64, error) {
 	req := api.SendRequest{Dataset: p.Dataset, To: step.To.Name, ToGUID: step.To.GUID, Intermediates: step.Intermediates}
@@ -338,20 +341,30 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	if resp.To.GUID != step.To.GUID {
 		return 0, errors.Errorf("the source sends %s with guid %s, planned %s", step.To.Name, resp.To.GUID, step.To.GUID)
 	}
-	in, err := r.dst.Recv(ctx, zfs.RecvOptions{Target: p.Target, Force: p.Force, Unmounted: r.features.RecvUnmounted})
-	if err != nil {
-		return 0, err
-	}
-	pw := newProgressWriter(in, func(n int64, final bool) {
+	recv := &lazyReceive{start: func() (zfs.InputStream, error) {
+		return r.dst.Recv(ctx, zfs.RecvOptions{Target: p.Target, Force: p.Force, Unmounted: r.features.RecvUnmounted,
+			Exclude: excludedProps(r.features, p.Type)})
+	}}
+	pw := newProgressWriter(recv, func(n int64, final bool) {
 		r.emit(Event{Type: EventProgress, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 			Bytes: n, EstimatedBytes: resp.EstimatedBytes, BytesPerSecond: rate(n, time.Since(start))})
 	})
-	n, err := io.Copy(pw, stream)
-	if err != nil {
-		_ = in.Abort()
+	expect := streamPlan(p.Dataset, p.Type, step).Expect()
+	n, err := sendstream.NewReader(stream, expect.Check).WriteTo(pw)
+	if err == nil {
+		err = expect.Complete()
+	}
+	switch {
+	case recv.startErr != nil:
+		return n, recv.startErr
+	case isRefusal(err):
+		recv.Abort()
+		return n, refused(err, recv.started())
+	case err != nil:
+		recv.Abort()
 		return n, errors.WithMessagef(err, "stream cut after %s; %s", HumanBytes(n), cutLeaves(step))
 	}
-	if err := in.Close(); err != nil {
+	if err := recv.Close(); err != nil {
 		return n, err
 	}
 	pw.flush()

@@ -3,7 +3,6 @@ package replication
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
@@ -17,26 +16,21 @@ import (
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/rpc"
+	"github.com/zrep/zrep/sendstream"
+	"github.com/zrep/zrep/sendstream/streamtest"
 	"github.com/zrep/zrep/zfs"
 )
 
-// The fakes: a source that lists from a table and sends small made-up
-// streams, and a target that behaves like a tiny in-memory zfs. A stream is
-// one JSON header line naming the snapshots it carries, then filler bytes;
-// the target applies the header when the receive is closed, and only if the
-// whole stream arrived.
+// The fakes: a source that lists from a table and sends small synthetic
+// send streams (streamtest), and a target that behaves like a tiny
+// in-memory zfs. The target reads the BEGIN records of what it received
+// when the receive is closed, and applies them only if the whole stream
+// arrived.
 
-// streamHeader is the first line of a fake stream.
-type streamHeader struct {
-	Dataset  string       `json:"dataset"`
-	FromGUID uint64       `json:"from_guid,omitempty"` // 0: a full stream
-	Snaps    []streamSnap `json:"snaps"`
-	Payload  int          `json:"payload"` // filler bytes after the header
-}
-
+// streamSnap is a snapshot a received stream carries.
 type streamSnap struct {
-	Name string `json:"name"` // short name, "s1"
-	GUID uint64 `json:"guid"`
+	Name string // short name, "s1"
+	GUID uint64
 }
 
 // fakeSource is a Source answering from fss. Behaviours are keyed by the
@@ -50,6 +44,7 @@ type fakeSource struct {
 	cutAfter  map[string]int      // the stream fails after this many bytes...
 	cutErr    map[string]error    // ...with this error
 	wrongGUID map[string]api.GUID // the response claims this To guid
+	forge     map[string][]byte   // the stream sent instead of the one asked for
 	lists     int
 	sends     []api.SendRequest
 	streams   []*fakeStream
@@ -57,7 +52,7 @@ type fakeSource struct {
 
 func newFakeSource(fss ...api.Filesystem) *fakeSource {
 	return &fakeSource{fss: fss, payload: 1000, sendErr: map[string]error{}, cutAfter: map[string]int{},
-		cutErr: map[string]error{}, wrongGUID: map[string]api.GUID{}}
+		cutErr: map[string]error{}, wrongGUID: map[string]api.GUID{}, forge: map[string][]byte{}}
 }
 
 func (s *fakeSource) ListFilesystems(ctx context.Context, withVersions bool) ([]api.Filesystem, error) {
@@ -101,14 +96,12 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	if err != nil {
 		return nil, nil, err
 	}
-	hdr := streamHeader{Dataset: req.Dataset, Payload: s.payload}
 	carried := []api.Version{*to}
 	var from *api.Version
 	if req.From != "" {
 		if from, err = find(req.From, req.FromGUID); err != nil {
 			return nil, nil, err
 		}
-		hdr.FromGUID = uint64(from.GUID)
 		if req.Intermediates {
 			carried = nil
 			for _, v := range sourceSnapshots(fs.Versions) {
@@ -118,11 +111,22 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 			}
 		}
 	}
+	var snaps []streamtest.Snap
 	for _, v := range carried {
-		hdr.Snaps = append(hdr.Snaps, streamSnap{Name: strings.TrimPrefix(short(v.Name), "@"), GUID: uint64(v.GUID)})
+		snaps = append(snaps, streamtest.Snap{Name: shortName(v.Name), GUID: uint64(v.GUID)})
 	}
-	line, _ := json.Marshal(hdr)
-	data := append(append(line, '\n'), bytes.Repeat([]byte{'z'}, s.payload)...)
+	var fromGUID uint64
+	if from != nil {
+		fromGUID = uint64(from.GUID)
+	}
+	objset := uint32(streamtest.Filesystem)
+	if fs.Type == string(zfs.Volume) {
+		objset = streamtest.Volume
+	}
+	data := streamtest.StreamOf(objset, req.Dataset, fromGUID, snaps, req.Intermediates, s.payload)
+	if forged, ok := s.forge[req.To]; ok {
+		data = forged
+	}
 	st := &fakeStream{to: req.To, data: data, cutAfter: -1}
 	if n, ok := s.cutAfter[req.To]; ok {
 		st.cutAfter, st.cutErr = n, s.cutErr[req.To]
@@ -338,9 +342,20 @@ func (t *fakeTarget) receive(o zfs.RecvOptions, stream []byte) error {
 	fail := func(format string, args ...any) error {
 		return &zfs.CommandError{Args: []string{"receive", o.Target}, ExitCode: 1, Stderr: fmt.Sprintf(format, args...)}
 	}
-	line, rest, ok := bytes.Cut(stream, []byte{'\n'})
-	var hdr streamHeader
-	if !ok || json.Unmarshal(line, &hdr) != nil || len(rest) != hdr.Payload {
+	var hdr struct {
+		FromGUID uint64 // of the first substream: 0 for a full stream
+		Snaps    []streamSnap
+	}
+	rd := sendstream.NewReader(bytes.NewReader(stream), func(b *sendstream.Begin) error {
+		if !b.Compound() {
+			if len(hdr.Snaps) == 0 {
+				hdr.FromGUID = b.FromGUID
+			}
+			hdr.Snaps = append(hdr.Snaps, streamSnap{Name: b.Snapshot(), GUID: b.ToGUID})
+		}
+		return nil
+	})
+	if _, err := io.Copy(io.Discard, rd); err != nil || len(hdr.Snaps) == 0 {
 		return fail("cannot receive: invalid stream")
 	}
 	d := t.ds[o.Target]
@@ -655,11 +670,12 @@ func TestRun(t *testing.T) {
 			source: []api.Filesystem{fsys("tank/a", a1, a2, a3), fsys("tank/b", b1, b2)},
 			target: map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil, ta: {tsnap(ta, "s1", 11, 5)}},
 			setup: func(src *fakeSource, dst *fakeTarget) {
-				src.cutAfter["tank/a@s3"], src.cutErr["tank/a@s3"] = 100, peerGone
+				// Inside the first substream's data: zfs receive has started.
+				src.cutAfter["tank/a@s3"], src.cutErr["tank/a@s3"] = 2500, peerGone
 			},
 			results: []wantResult{
 				{dataset: "tank/a", outcome: OutcomeFailed, errs: []string{
-					"tank/a: incremental @s1 -> @s3 (2 snapshots) into " + ta, "stream cut after 100 B", "peer closed the connection"}},
+					"tank/a: incremental @s1 -> @s3 (2 snapshots) into " + ta, "stream cut after 2.4 KiB", "peer closed the connection"}},
 				{dataset: "tank/b", outcome: OutcomeReplicated, snapshots: 2},
 			},
 			sends: []string{"tank/a @s1=11 -I @s3=13", "tank/b @s1=21", "tank/b @s1=21 -I @s2=22"},
@@ -669,8 +685,8 @@ func TestRun(t *testing.T) {
 				if r.opts.Target != ta || r.aborted != 1 || r.closed != 0 {
 					t.Errorf("first receive %s: aborted %d times, closed %d times; want aborted once, never closed", r.opts.Target, r.aborted, r.closed)
 				}
-				if sum.Results[0].Bytes != 100 {
-					t.Errorf("bytes = %d, want the 100 that arrived", sum.Results[0].Bytes)
+				if sum.Results[0].Bytes != 2500 {
+					t.Errorf("bytes = %d, want the 2500 that arrived", sum.Results[0].Bytes)
 				}
 			},
 		},
@@ -679,10 +695,10 @@ func TestRun(t *testing.T) {
 			source: []api.Filesystem{fsys("tank/a", a1, a2, a3)},
 			target: map[string][]zfs.Version{"backup": nil},
 			setup: func(src *fakeSource, dst *fakeTarget) {
-				src.cutAfter["tank/a@s3"], src.cutErr["tank/a@s3"] = 50, peerGone
+				src.cutAfter["tank/a@s3"], src.cutErr["tank/a@s3"] = 2500, peerGone
 			},
 			results: []wantResult{{dataset: "tank/a", outcome: OutcomeFailed, snapshots: 1, errs: []string{
-				"tank/a: incremental @s1 -> @s3 (2 snapshots) into " + ta, "stream cut after 50 B", "peer closed the connection"}}},
+				"tank/a: incremental @s1 -> @s3 (2 snapshots) into " + ta, "stream cut after 2.4 KiB", "peer closed the connection"}}},
 			sends:        []string{"tank/a @s1=11", "tank/a @s1=11 -I @s3=13"},
 			placeholders: []string{"CreatePlaceholder backup/host1", "CreatePlaceholder backup/host1/tank"},
 			after:        []string{"backup:", "backup/host1: (mountpoint=none)", "backup/host1/tank: (mountpoint=none)", "backup/host1/tank/a: s1=11"},

@@ -1,0 +1,127 @@
+package replication
+
+import (
+	"strings"
+
+	"github.com/pkg/errors"
+
+	"github.com/zrep/zrep/sendstream"
+	"github.com/zrep/zrep/zfs"
+)
+
+// What the backup host does not take from the source's stream. Every
+// stream is inspected before zfs receive sees it (sendstream.Plan): it must
+// be exactly the plain or -I stream asked for, so no properties, holds or
+// file system lists arrive. Where the local zfs has receive -x (OpenZFS),
+// the properties that could mount, share or execute something on the
+// backup host are also forced to inherit, should a stream ever carry them.
+
+// untrustedFilesystemProps are excluded (zfs receive -x) when receiving a file system.
+var untrustedFilesystemProps = []string{
+	"mountpoint", "canmount", "overlay", "sharenfs", "sharesmb", "exec", "setuid", "devices", "keylocation",
+}
+
+// untrustedVolumeProps are those of untrustedFilesystemProps that apply to
+// volumes: zfs receive refuses -x of a property a volume does not have.
+var untrustedVolumeProps = []string{"keylocation"}
+
+// excludedProps returns the -x list for a dataset of type typ ("volume" or
+// "filesystem"), or nil where the local zfs has no receive -x.
+func excludedProps(f zfs.Features, typ string) []string {
+	switch {
+	case !f.RecvExclude:
+		return nil
+	case typ == string(zfs.Volume):
+		return untrustedVolumeProps
+	}
+	return untrustedFilesystemProps
+}
+
+// streamPlan is the stream the step asks the source for, for sendstream to
+// hold the source's answer to.
+func streamPlan(dataset, typ string, step Step) sendstream.Plan {
+	p := sendstream.Plan{Dataset: dataset, Intermediates: step.Intermediates}
+	switch typ {
+	case string(zfs.Filesystem):
+		p.Objset = sendstream.ObjsetFilesystem
+	case string(zfs.Volume):
+		p.Objset = sendstream.ObjsetVolume
+	}
+	if step.From != nil {
+		p.FromGUID = uint64(step.From.GUID)
+		p.FromSnapshot = shortName(step.From.Name)
+	}
+	for _, s := range step.Snapshots {
+		p.Snapshots = append(p.Snapshots, sendstream.Snapshot{Name: shortName(s.Name), GUID: uint64(s.GUID)})
+	}
+	return p
+}
+
+// shortName turns "pool/a@s1" into "s1" (and "pool/a#b1" into "b1").
+func shortName(name string) string {
+	if i := strings.IndexAny(name, "@#"); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// refused explains a stream the inspection stopped. received says whether
+// zfs receive had already been given the part of the stream before it.
+func refused(err error, received bool) error {
+	what := "the source sent a stream it was not asked for"
+	var fe *sendstream.FormatError
+	if errors.As(err, &fe) {
+		what = "the source sent a malformed stream"
+	}
+	leaves := "it was refused before zfs receive saw a byte of it; the target is unchanged"
+	if received {
+		leaves = "zfs receive was stopped before that point; snapshots of this stream received before it, each as planned, stay"
+	}
+	return errors.Errorf("%s: %v; %s. A source that does this is broken or compromised", what, err, leaves)
+}
+
+// isRefusal reports whether err comes from the stream inspection.
+func isRefusal(err error) bool {
+	var fe *sendstream.FormatError
+	var ue *sendstream.UnplannedError
+	return errors.As(err, &fe) || errors.As(err, &ue)
+}
+
+// lazyReceive starts zfs receive when the first byte of the stream has
+// passed the inspection, so that a stream refused at its first record never
+// reaches zfs at all.
+type lazyReceive struct {
+	start    func() (zfs.InputStream, error)
+	in       zfs.InputStream
+	startErr error
+}
+
+func (l *lazyReceive) Write(p []byte) (int, error) {
+	if l.in == nil {
+		if l.startErr != nil {
+			return 0, l.startErr
+		}
+		if l.in, l.startErr = l.start(); l.startErr != nil {
+			return 0, l.startErr
+		}
+	}
+	return l.in.Write(p)
+}
+
+// started reports whether zfs receive was started.
+func (l *lazyReceive) started() bool { return l.in != nil }
+
+// Abort kills zfs receive, if it was started.
+func (l *lazyReceive) Abort() {
+	if l.in != nil {
+		_ = l.in.Abort()
+	}
+}
+
+// Close finishes the receive; its error says whether zfs accepted the stream.
+func (l *lazyReceive) Close() error {
+	if l.in == nil {
+		return errors.New("the source sent an empty stream")
+	}
+	return l.in.Close()
+}
