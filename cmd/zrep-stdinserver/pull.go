@@ -41,9 +41,15 @@ one, or no common snapshot) is refused and left as it is, unless
 its snapshots destroyed) and received with zfs recv -F. Every received
 snapshot's guid is checked against the source's.
 
-The backup host does not trust the source: no properties are received
-(no zfs send -p/-R), receives are unmounted (-u) where the local zfs supports
-it, and -F is used only with --force-rollback. zfs receives every snapshot
+The backup host does not trust the source. Every stream is inspected before
+zfs receive sees a byte of it: it must be exactly the plain (full or -i) or
+-I stream asked for, its snapshots' names and guids those of the plan, in
+order. Package streams (zfs send -R, -p, -h, -b) that carry properties, holds
+or other file systems, and any other stream, are refused, the target left as
+it was, with an error saying the source is broken or compromised. Where the
+local zfs supports it (OpenZFS), receives are also unmounted (-u) and force
+mountpoint, canmount, overlay, sharenfs, sharesmb, exec, setuid, devices and
+keylocation to inherit (-x). -F is used only with --force-rollback. zfs receives every snapshot
 whole or not at all: a transfer cut in the middle leaves no partial snapshot
 (a stream carrying several keeps those completed before the cut), and the
 next run continues from what arrived.
