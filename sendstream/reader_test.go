@@ -254,7 +254,10 @@ func TestMalformed(t *testing.T) {
 		{"BEGIN payload not an nvlist", func(b *builder) {
 			b.begin(beginSpec{hdr: Compound, name: "p/a@y", payload: []byte("not an nvlist at all")}).end().end()
 		}, "nvlist", 0},
-		{"name not terminated", func(b *builder) { fs(b, 0); copy(b.Buffer().Bytes()[unionOffset+48:], bytes.Repeat([]byte{'a'}, nameLen)) }, "not terminated", 0},
+		{"name not terminated", func(b *builder) {
+			fs(b, 0)
+			copy(b.Buffer().Bytes()[unionOffset+48:], bytes.Repeat([]byte{'a'}, nameLen))
+		}, "not terminated", 0},
 		{"bytes after the name", func(b *builder) { fs(b, 0).end(); b.Buffer().Bytes()[unionOffset+48+200] = 'x' }, "after the end of its name", 0},
 		{"control character in the name", func(b *builder) { b.begin(beginSpec{hdr: Substream, name: "p/a@x\n"}).end() }, "non-printable", 0},
 	}
