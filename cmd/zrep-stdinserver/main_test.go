@@ -122,6 +122,14 @@ func TestPolicyCheckExitStatus(t *testing.T) {
 	if code != exitFailure || !strings.Contains(out, "tank/database\tdenied\tdenied by default: no rule matches") {
 		t.Errorf("one denied: exit %d, %q", code, out)
 	}
+	// The bare "<" (all datasets), as in zrepl, and what check says of it.
+	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"<\": true\n      \"tank/private<\": false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCapture(t, "policy", "check", "--policy", policyFile, "--identity", "a", "zroot/x")
+	if want := "zroot/x\tallowed\tallowed by \"<\": true (line 4) (the bare \"<\" matches every dataset of every pool)\n"; code != exitOK || out != want {
+		t.Errorf("bare <: exit %d, %q; want %q", code, out, want)
+	}
 }
 
 // A forced command's words parse exactly as serve's own flags.
