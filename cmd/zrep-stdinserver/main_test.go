@@ -89,8 +89,26 @@ func TestUsageErrorsExit2(t *testing.T) {
 	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"tank<\": true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	config := filepath.Join(t.TempDir(), "pull.yaml")
+	if err := os.WriteFile(config, []byte("sources:\n  a: {ssh: h, root: bk/a}\n  r: {ssh: h, root: bk/r, raw: true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badConfig, []byte("sources:\n  a: {ssh: h, root: bk/a, rooot: x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"pull", "--bogus"},
+		{"pull", "--config", badConfig},                          // unknown key
+		{"pull", "--config", filepath.Join(t.TempDir(), "none")}, // missing file
+		{"pull", "--config", config, "--source", "nosuch"},       // unknown source
+		{"pull", "--config", config, "--source", "r"},            // raw, not yet
+		{"pull", "--config", config, "--root", "bk/x"},           // single-source flag
+		{"pull", "--config", config, "--ssh", "h"},
+		{"pull", "--config", config, "--jobs", "-1"},
+		{"pull", "--root", "bk/x", "--ssh", "h", "--jobs", "2"}, // config-only flag
+		{"pull", "--root", "bk/x", "--ssh", "h", "--source", "a"},
+		{"pull", "--root", "bk/x", "--ssh", "h", "--state-dir", "/tmp"},
 		{"nosuchcommand"},
 		{"pull", "--local", "--policy", policyFile, "--identity", "a"},                 // no --root
 		{"pull", "--root", "-x", "--local", "--policy", policyFile, "--identity", "a"}, // bad --root
