@@ -122,6 +122,7 @@ lines, or one JSON object per line with --log-json.`,
 		newPolicyCommand(),
 		newLsCommand(g),
 		newPullCommand(g),
+		newStatusCommand(g),
 	)
 	return root
 }

@@ -57,7 +57,7 @@ func asSilent(err error, target *silentExit) bool {
 // The help of every subcommand is part of the interface: it is pinned by
 // golden files (go test -update rewrites them after an intended change).
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}, {"status"}} {
 		name := strings.Join(append([]string{"help"}, cmd...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {
 			out, code := runCapture(t, append(cmd, "--help")...)
@@ -109,6 +109,10 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"pull", "--root", "bk/x", "--ssh", "h", "--jobs", "2"}, // config-only flag
 		{"pull", "--root", "bk/x", "--ssh", "h", "--source", "a"},
 		{"pull", "--root", "bk/x", "--ssh", "h", "--state-dir", "/tmp"},
+		{"status"}, // no --config
+		{"status", "--config", badConfig},
+		{"status", "--config", config, "--warn-lag", "soon"},
+		{"status", "--config", config, "--source", "nosuch"},
 		{"nosuchcommand"},
 		{"pull", "--local", "--policy", policyFile, "--identity", "a"},                 // no --root
 		{"pull", "--root", "-x", "--local", "--policy", policyFile, "--identity", "a"}, // bad --root
