@@ -15,10 +15,12 @@ import (
 	"github.com/zrep/zrep/client"
 	"github.com/zrep/zrep/fleet"
 	"github.com/zrep/zrep/internal/report"
+	"github.com/zrep/zrep/metrics"
 	"github.com/zrep/zrep/pullconfig"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/rpc"
+	"github.com/zrep/zrep/status"
 	"github.com/zrep/zrep/zfs"
 )
 
@@ -124,7 +126,6 @@ type pullSources struct {
 	out     io.Writer
 	mode    report.Mode
 	log     *zap.Logger
-	metrics func(ctx context.Context, cfg *pullconfig.Config) error
 }
 
 func (p *pullSources) run(ctx context.Context) error {
@@ -132,6 +133,7 @@ func (p *pullSources) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	target := zfs.New(&zfs.CLI{Bin: p.zfsBin})
 	lw := report.NewLineWriter(p.out)
 	if p.mode == report.Terminal {
 		p.mode = report.Lines
@@ -140,7 +142,7 @@ func (p *pullSources) run(ctx context.Context) error {
 	results := fleet.Run(ctx, selected, fleet.Options{
 		Jobs:          cfg.Jobs,
 		Connect:       p.connect,
-		Target:        zfs.New(&zfs.CLI{Bin: p.zfsBin}),
+		Target:        target,
 		Reporter:      func(name string) replication.Reporter { return report.ForSource(lw, p.mode, name) },
 		Done:          func(r fleet.Result) { p.done(lw, r) },
 		DryRun:        p.opts.DryRun,
@@ -167,8 +169,8 @@ func (p *pullSources) run(ctx context.Context) error {
 		}
 		fmt.Fprintf(lw, "sources: %s\n", strings.Join(parts, ", "))
 	}
-	if cfg.MetricsTextfile != "" && !p.opts.DryRun && p.metrics != nil {
-		if err := p.metrics(ctx, cfg); err != nil {
+	if cfg.MetricsTextfile != "" && !p.opts.DryRun {
+		if err := writeMetrics(ctx, cfg, target); err != nil {
 			p.log.Error("writing the metrics", zap.String("path", cfg.MetricsTextfile), zap.Error(err))
 			worst = max(worst, exitFailure)
 		}
@@ -177,6 +179,16 @@ func (p *pullSources) run(ctx context.Context) error {
 		return silentExit(worst)
 	}
 	return nil
+}
+
+// writeMetrics rewrites the metrics of every source of the file (not only
+// those just pulled: the file is the collector's whole view), even after
+// a signal ended the pulls.
+func writeMetrics(ctx context.Context, cfg *pullconfig.Config, target status.Target) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	r := status.Collect(ctx, cfg.Sources, status.Options{StatePath: cfg.StatePath, Target: target, Now: time.Now()})
+	return metrics.WriteTextfile(cfg.MetricsTextfile, r)
 }
 
 // connect opens one source's session with the system ssh.
