@@ -119,13 +119,13 @@ type sourceDone struct {
 
 // pullSources is pull --config.
 type pullSources struct {
-	flags   configFlags
-	opts    replication.Options // DryRun and ForceRollback apply to every source
-	sshBin  string
-	zfsBin  string
-	out     io.Writer
-	mode    report.Mode
-	log     *zap.Logger
+	flags  configFlags
+	opts   replication.Options // DryRun and ForceRollback apply to every source
+	sshBin string
+	zfsBin string
+	out    io.Writer
+	mode   report.Mode
+	log    *zap.Logger
 }
 
 func (p *pullSources) run(ctx context.Context) error {
