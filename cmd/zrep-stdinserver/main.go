@@ -123,6 +123,7 @@ lines, or one JSON object per line with --log-json.`,
 		newLsCommand(g),
 		newPullCommand(g),
 		newStatusCommand(g),
+		newDoctorCommand(g),
 	)
 	return root
 }

@@ -57,7 +57,7 @@ func asSilent(err error, target *silentExit) bool {
 // The help of every subcommand is part of the interface: it is pinned by
 // golden files (go test -update rewrites them after an intended change).
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}, {"status"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}, {"status"}, {"doctor"}} {
 		name := strings.Join(append([]string{"help"}, cmd...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {
 			out, code := runCapture(t, append(cmd, "--help")...)
@@ -109,6 +109,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"pull", "--root", "bk/x", "--ssh", "h", "--jobs", "2"}, // config-only flag
 		{"pull", "--root", "bk/x", "--ssh", "h", "--source", "a"},
 		{"pull", "--root", "bk/x", "--ssh", "h", "--state-dir", "/tmp"},
+		{"doctor", "--source", "a", "--policy", policyFile},
+		{"doctor", "--config", config, "--source", "nosuch"},
 		{"status"}, // no --config
 		{"status", "--config", badConfig},
 		{"status", "--config", config, "--warn-lag", "soon"},
