@@ -17,7 +17,9 @@
 //     Set keeps only the first line, see Parse.)
 //   - cert-authority lines authorize certificates, never the plain key, in
 //     sshd; the embedded server supports no certificates, so such lines are
-//     checked and then left out of the Set.
+//     checked and then left out of the Set. A certificate written where a
+//     key belongs (any *-cert-v01@openssh.com type) is an error: sshd never
+//     matches it, and taking it for its key would ignore its limits.
 //   - expiry-time="..." and verify-required cannot be honoured, and are an
 //     error rather than silently ignored.
 //   - The values of environment=, permitopen=, permitlisten= and tunnel=
@@ -27,6 +29,7 @@ package authkeys
 import (
 	"bytes"
 	"os"
+	"strings"
 
 	pkgerrors "github.com/pkg/errors"
 	gossh "golang.org/x/crypto/ssh"
@@ -103,6 +106,9 @@ func parseLine(line []byte) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if IsCertificate(key) {
+		return nil, pkgerrors.Errorf("%s is a certificate, not a key: sshd skips such a line, and the embedded server supports no certificates", key.Type())
+	}
 	opts, err := parseOptions(options)
 	if err != nil {
 		return nil, pkgerrors.WithMessage(err, "bad key options")
@@ -118,6 +124,18 @@ func parseLine(line []byte) (*Entry, error) {
 		From:    opts.from,
 		HasFrom: opts.hasFrom,
 	}, nil
+}
+
+// IsCertificate reports whether key is an OpenSSH certificate rather than
+// a plain key. sshd accepts a certificate only through a cert-authority
+// line naming its CA, after checking its validity, principals and critical
+// options; the embedded server does none of that, so it must never take a
+// certificate for the key inside it, in authorized_keys or at login.
+func IsCertificate(key gossh.PublicKey) bool {
+	if _, ok := key.(*gossh.Certificate); ok {
+		return true
+	}
+	return strings.HasSuffix(key.Type(), "-cert-v01@openssh.com")
 }
 
 // Lookup returns the entry of the first line that lists key. The entry is

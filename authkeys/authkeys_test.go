@@ -47,6 +47,37 @@ func mustPublicKey(pub any) gossh.PublicKey {
 	return k
 }
 
+// testCert is a user certificate for testKeys.ed1, signed by a fresh CA,
+// carrying every limit a certificate can: expired, valid only from
+// 10.9.9.9 and forced to run /bin/false.
+var testCert = func() *gossh.Certificate {
+	_, caPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	ca, err := gossh.NewSignerFromKey(caPriv)
+	if err != nil {
+		panic(err)
+	}
+	cert := &gossh.Certificate{
+		Key:             testKeys.ed1,
+		Serial:          1,
+		CertType:        gossh.UserCert,
+		KeyId:           "backup1",
+		ValidPrincipals: []string{"root"},
+		ValidAfter:      1,
+		ValidBefore:     2, // expired in 1970
+		Permissions: gossh.Permissions{CriticalOptions: map[string]string{
+			"source-address": "10.9.9.9/32",
+			"force-command":  "/bin/false",
+		}},
+	}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		panic(err)
+	}
+	return cert
+}()
+
 // authorized formats key as "type base64", without comment or newline.
 func authorized(key gossh.PublicKey) string {
 	return strings.TrimSuffix(string(gossh.MarshalAuthorizedKey(key)), "\n")
@@ -168,6 +199,14 @@ func TestParseErrors(t *testing.T) {
 		{"principals on a plain key", `principals="x",command="c" ` + key, "bad key options: principals on non-CA key"},
 		{"expiry-time", `expiry-time="20300101",command="c" ` + key, "bad key options: expiry-time is not supported by the embedded server"},
 		{"verify-required", `verify-required,command="c" ` + key, "bad key options: verify-required is not supported by the embedded server"},
+
+		// sshd never takes a certificate written where a key belongs as a
+		// key: it skips the line (auth2-pubkeyfile.c compares a presented
+		// certificate only with cert-authority keys, and a plain key only
+		// with plain keys), so its limits cannot be bypassed by pasting it.
+		{"certificate on a key line", `command="c" ` + authorized(testCert), "ssh-ed25519-cert-v01@openssh.com is a certificate"},
+		{"certificate without options", authorized(testCert), "ssh-ed25519-cert-v01@openssh.com is a certificate"},
+		{"certificate on a cert-authority line", `cert-authority ` + authorized(testCert), "ssh-ed25519-cert-v01@openssh.com is a certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -143,9 +143,16 @@ func (d *SSHD) lookup(key gossh.PublicKey) (*authkeys.Entry, error) {
 	return e, nil
 }
 
-// allowKey is the public key check: known key, forced command, from= match.
+// allowKey is the public key check: a plain key (never a certificate),
+// known, with a forced command, from an address from= allows.
 func (d *SSHD) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
 	log := d.log.With(zap.String("fingerprint", gossh.FingerprintSHA256(key)), zap.String("remote", ctx.RemoteAddr().String()))
+	if authkeys.IsCertificate(key) {
+		// Checked first, whatever authorized_keys says: a certificate's
+		// validity and critical options are not enforced here.
+		log.Info("key refused", zap.Error(errors.Errorf("%s: certificates are not supported", key.Type())))
+		return false
+	}
 	e, err := d.lookup(key)
 	if err != nil {
 		log.Info("key refused", zap.Error(err))

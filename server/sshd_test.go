@@ -842,3 +842,71 @@ func TestNewSSHD(t *testing.T) {
 		t.Errorf("the unparsable host key was overwritten: %q", b)
 	}
 }
+
+// newCert is a user certificate for k, signed by a fresh CA, with every
+// limit a certificate can carry: expired, valid only from 10.9.9.9 and
+// forced to run /bin/false. It returns the certificate's authorized_keys
+// form and a signer that logs in with it.
+func newCert(t *testing.T, k testKey) (line string, signer gossh.Signer) {
+	t.Helper()
+	ca := newKey(t)
+	cert := &gossh.Certificate{
+		Key:             k.signer.PublicKey(),
+		Serial:          7,
+		CertType:        gossh.UserCert,
+		KeyId:           "backup1",
+		ValidPrincipals: []string{"backup"},
+		ValidAfter:      1,
+		ValidBefore:     2, // expired in 1970
+		Permissions: gossh.Permissions{CriticalOptions: map[string]string{
+			"source-address": "10.9.9.9/32",
+			"force-command":  "/bin/false",
+		}},
+	}
+	if err := cert.SignCert(rand.Reader, ca.signer); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewCertSigner(cert, k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert))), signer
+}
+
+// A certificate never logs in as if it were a key, whatever its line:
+// OpenSSH skips a certificate written where a key belongs, and the
+// embedded server supports no certificates at all, so their limits
+// (validity, source-address, force-command) would go unenforced.
+func TestSSHDRefusesCertificates(t *testing.T) {
+	k := newKey(t)
+	certLine, certSigner := newCert(t, k)
+	certFP := gossh.FingerprintSHA256(certSigner.PublicKey())
+
+	t.Run("certificate pasted on a key line", func(t *testing.T) {
+		h := startSSHD(t, forced("", serveCommand("backup1"), k))
+		// Read at the next login, like any change to the file.
+		h.writeKeys(t, fmt.Sprintf("command=%q %s pasted\n", serveCommand("backup1"), certLine))
+		if c, err := h.dial(gossh.PublicKeys(certSigner)); err == nil {
+			_ = c.Close()
+			t.Fatalf("logged in with an expired certificate restricted to 10.9.9.9; served %+v", h.servedConfigs())
+		}
+		es := h.entries("key refused", certFP)
+		if len(es) == 0 || !strings.Contains(fmt.Sprint(es[0].ContextMap()["error"]), "certificate") {
+			t.Errorf("refusal entries %v, want one explaining the certificate", es)
+		}
+	})
+
+	t.Run("certificate of an authorized key", func(t *testing.T) {
+		h := startSSHD(t, forced("", serveCommand("backup1"), k))
+		if c, err := h.dial(gossh.PublicKeys(certSigner)); err == nil {
+			_ = c.Close()
+			t.Fatal("logged in with a certificate")
+		}
+		es := h.entries("key refused", certFP)
+		if len(es) == 0 || !strings.Contains(fmt.Sprint(es[0].ContextMap()["error"]), "certificates are not supported") {
+			t.Errorf("refusal entries %v, want the certificate refused as such, before any authorized_keys lookup", es)
+		}
+		// The plain key still logs in.
+		listOnce(t, h.mustDial(t, k), "x")
+	})
+}
