@@ -159,7 +159,7 @@ func (d *SSHD) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
 		return false
 	}
 	if e.HasFrom && (e.From == "" || !fromAllows(e.From, ctx.RemoteAddr())) {
-		log.Info("key refused: client address does not match from=", zap.String("from", e.From))
+		log.Info("key refused: client address does not match from=", zap.String("from", e.From), zap.Int("line", e.Line))
 		return false
 	}
 	return true

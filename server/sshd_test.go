@@ -457,8 +457,8 @@ func TestSSHDRefusesAuthentication(t *testing.T) {
 	if prompted {
 		t.Error("the server sent a keyboard-interactive challenge")
 	}
-	if es := h.entries("key refused: client address does not match from=", elsewhere.fp); len(es) == 0 || es[0].ContextMap()["from"] != "10.9.9.9" {
-		t.Errorf("from= refusal entries %v, want the pattern 10.9.9.9 logged", es)
+	if es := h.entries("key refused: client address does not match from=", elsewhere.fp); len(es) == 0 || es[0].ContextMap()["from"] != "10.9.9.9" || es[0].ContextMap()["line"] != int64(4) {
+		t.Errorf("from= refusal entries %v, want the pattern 10.9.9.9 and its line 4 logged", es)
 	}
 	if got := h.servedConfigs(); len(got) != 0 {
 		t.Errorf("refused logins built endpoints: %v", got)
@@ -909,4 +909,46 @@ func TestSSHDRefusesCertificates(t *testing.T) {
 		// The plain key still logs in.
 		listOnce(t, h.mustDial(t, k), "x")
 	})
+}
+
+// The reproduction: from="*,!127.1" names 127.0.0.1 in sshd's
+// (glibc's) reading, so a client there is refused, as by OpenSSH.
+func TestSSHDFromReadsAddressesAsSSHD(t *testing.T) {
+	tests := []struct {
+		from    string
+		allowed bool
+	}{
+		{"*,!127.1", false},
+		{"*,!0177.0.0.1", false},
+		{"*,!2130706433", false},
+		{"*,!0x7f.1", false},
+		{"*,!127.0.0.0/+8", false}, // a mask sshd versions disagree on: refused
+		{"127.1", true},
+		{"*,!10.1", true},
+	}
+	var keys []testKey
+	var lines []string
+	for _, tt := range tests {
+		k := newKey(t)
+		keys = append(keys, k)
+		lines = append(lines, forced(fmt.Sprintf("from=%q,", tt.from), serveCommand("backup1"), k))
+	}
+	h := startSSHD(t, strings.Join(lines, ""))
+	for i, tt := range tests {
+		t.Run(tt.from, func(t *testing.T) {
+			c, err := h.dial(keys[i].auth())
+			if err == nil {
+				defer c.Close()
+			}
+			if got := err == nil; got != tt.allowed {
+				t.Fatalf("from=%q, client 127.0.0.1: logged in %v (%v), want %v", tt.from, got, err, tt.allowed)
+			}
+			if !tt.allowed {
+				es := h.entries("key refused: client address does not match from=", keys[i].fp)
+				if len(es) == 0 || es[0].ContextMap()["line"] != int64(i+1) {
+					t.Errorf("refusal entries %v, want one naming line %d", es, i+1)
+				}
+			}
+		})
+	}
 }
