@@ -5,10 +5,10 @@
 //
 // Options are checked by sshd's rules (auth-options.c): names are
 // case-insensitive, values are double-quoted with \" as the only escape,
-// an unknown option or a repeated command=, from= or principals= makes the
-// line invalid. Where sshd would skip such a line, Parse returns an error,
-// so a mistake is reported at startup instead of silently locking out (or
-// letting in) a key.
+// an unknown option, a repeated command=, from= or principals=, or a value
+// sshd refuses makes the line invalid. Where sshd would skip such a line,
+// Parse returns an error, so a mistake is reported at startup instead of
+// silently locking out (or letting in) a key.
 //
 // What the embedded server cannot enforce:
 //   - from="..." is not checked here. Its value is in Entry.From; the caller
@@ -22,8 +22,12 @@
 //     matches it, and taking it for its key would ignore its limits.
 //   - expiry-time="..." and verify-required cannot be honoured, and are an
 //     error rather than silently ignored.
-//   - The values of environment=, permitopen=, permitlisten= and tunnel=
-//     are not validated; the embedded server grants none of them.
+//   - The embedded server grants none of environment=, permitopen=,
+//     permitlisten= and tunnel=; their values are still checked as
+//     sshd checks them (a NAME=value environment string, HOST:PORT, a tun
+//     device number, and sshd's counts per line), so that a line sshd
+//     would skip is an error here too. A port may be a service name, as
+//     sshd's getservbyname reads it from /etc/services.
 package authkeys
 
 import (
