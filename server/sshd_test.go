@@ -99,7 +99,7 @@ func (f *fakeZFS) ListTree(ctx context.Context, _ string) ([]zfs.DatasetVersions
 	return []zfs.DatasetVersions{{Dataset: zfs.Dataset{Name: "tank/a", Type: zfs.Filesystem}}}, nil
 }
 
-func (f *fakeZFS) ListDatasets(context.Context) ([]zfs.Dataset, error) {
+func (f *fakeZFS) ListDatasets(context.Context, string) ([]zfs.Dataset, error) {
 	return []zfs.Dataset{{Name: "tank/a", Type: zfs.Filesystem}}, nil
 }
 
