@@ -97,9 +97,18 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]stri
 	return args, parse, nil
 }
 
-// ListDatasets returns all filesystems and volumes of all pools, sorted by name.
-func (z *ZFS) ListDatasets(ctx context.Context) ([]Dataset, error) {
-	out, err := z.r.Run(ctx, "list", "-H", "-o", "name,type", "-t", "filesystem,volume")
+// ListDatasets returns filesystems and volumes, without their versions,
+// from one zfs process, sorted by name. root "" lists all pools; otherwise
+// root and everything below it (ErrNotFound if root does not exist).
+func (z *ZFS) ListDatasets(ctx context.Context, root string) ([]Dataset, error) {
+	args := []string{"list", "-H", "-o", "name,type", "-t", "filesystem,volume"}
+	if root != "" {
+		if err := ValidateDatasetName(root); err != nil {
+			return nil, err
+		}
+		args = append(args, "-r", root)
+	}
+	out, err := z.r.Run(ctx, args...)
 	if err != nil {
 		return nil, wrapCmd(err, "zfs list")
 	}

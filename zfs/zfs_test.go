@@ -57,8 +57,11 @@ func TestFeaturesRunError(t *testing.T) {
 }
 
 func TestListDatasets(t *testing.T) {
-	f := fuseFake(t).on("list -H -o name,type -t filesystem,volume", "p/b\tfilesystem\np\tfilesystem\np/a\tvolume\n", nil)
-	got, err := New(f).ListDatasets(ctx)
+	f := fuseFake(t).
+		on("list -H -o name,type -t filesystem,volume", "p/b\tfilesystem\np\tfilesystem\np/a\tvolume\n", nil).
+		on("list -H -o name,type -t filesystem,volume -r p/a", "p/a\tvolume\n", nil).
+		on("list -H -o name,type -t filesystem,volume -r p/x", "", &CommandError{ExitCode: 1, Stderr: "cannot open 'p/x': dataset does not exist"})
+	got, err := New(f).ListDatasets(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +71,16 @@ func TestListDatasets(t *testing.T) {
 	}
 	if n := f.numCalls(); n != 1 {
 		t.Errorf("%d zfs processes, want 1", n)
+	}
+	if got, err := New(f).ListDatasets(ctx, "p/a"); err != nil || !reflect.DeepEqual(got, []Dataset{{"p/a", Volume}}) {
+		t.Errorf("ListDatasets(p/a) = %+v, %v", got, err)
+	}
+	if _, err := New(f).ListDatasets(ctx, "p/x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ListDatasets(p/x) error %v, want ErrNotFound", err)
+	}
+	before := f.numCalls()
+	if _, err := New(f).ListDatasets(ctx, "-r"); !errors.Is(err, ErrInvalidName) || f.numCalls() != before {
+		t.Errorf("ListDatasets(-r) error %v after %d zfs runs, want ErrInvalidName and none", err, f.numCalls()-before)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -146,6 +147,36 @@ func TestParseServeArgs(t *testing.T) {
 		}
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+}
+
+// Bad limit flags stop sshd before it listens, as usage errors.
+func TestSSHDLimitFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"sshd", "--listen", "127.0.0.1:0", "--host-key", filepath.Join(dir, "host_key"), "--generate-host-key", "--authorized-keys", ak}
+	for _, tt := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--max-startups", "10:30"}, "max-startups"},
+		{[]string{"--max-startups", "100:30:10"}, "max-startups"},
+		{[]string{"--max-sessions", "0"}, "MaxSessions"},
+		{[]string{"--login-grace-time", "-1s"}, "LoginGraceTime"},
+	} {
+		root := newRootCommand()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append(base, tt.flags...))
+		err := root.Execute()
+		var ee *exitError
+		usage := err != nil && (!asExit(err, &ee) || ee.code == exitUsage)
+		if !usage || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v; want a usage error naming %s", tt.flags, err, tt.want)
 		}
 	}
 }
