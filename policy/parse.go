@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,6 +13,8 @@ import (
 
 	pkgerrors "github.com/pkg/errors"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/zrep/zrep/internal/units"
 )
 
 // parser walks the yaml.Node tree of one policy file. It accepts only the
@@ -21,7 +24,7 @@ type parser struct {
 	source string
 }
 
-func parseYAML(data []byte, source string) (map[string]*Filter, error) {
+func parseYAML(data []byte, source string) (map[string]*Identity, error) {
 	p := parser{source: source}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -45,7 +48,7 @@ func parseYAML(data []byte, source string) (map[string]*Filter, error) {
 	return p.file(doc.Content[0])
 }
 
-func (p *parser) file(root *yaml.Node) (map[string]*Filter, error) {
+func (p *parser) file(root *yaml.Node) (map[string]*Identity, error) {
 	root = resolve(root)
 	if isNull(root) {
 		return nil, p.errorf(nil, "no identities defined (empty document)")
@@ -73,7 +76,7 @@ func (p *parser) file(root *yaml.Node) (map[string]*Filter, error) {
 	if ids.Kind != yaml.MappingNode {
 		return nil, p.errorf(ids, `"identities" must be a mapping of identity names, not %s`, describe(ids))
 	}
-	filters := make(map[string]*Filter)
+	identities := make(map[string]*Identity)
 	err = p.eachPair(ids, "", "identity", func(name string, k, v *yaml.Node) error {
 		if name == "" {
 			return p.errorf(k, "empty identity name")
@@ -81,44 +84,61 @@ func (p *parser) file(root *yaml.Node) (map[string]*Filter, error) {
 		if strings.IndexFunc(name, unicode.IsControl) >= 0 {
 			return p.errorf(k, "identity name %q contains a control character", name)
 		}
-		rules, err := p.identity(name, k, v)
+		id, err := p.identity(name, k, v)
 		if err != nil {
 			return err
 		}
-		filters[name] = newFilter(rules)
+		identities[name] = id
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return filters, nil
+	if err := p.checkSinkRoots(identities); err != nil {
+		return nil, err
+	}
+	return identities, nil
 }
 
-// identity parses the value of one identity: a mapping with the single key
-// "datasets", whose value maps patterns to booleans.
-func (p *parser) identity(name string, key, val *yaml.Node) ([]Rule, error) {
+// identity parses the value of one identity: a mapping with the key
+// "datasets" (a source: a map of patterns to booleans), the key "sink" (a
+// push target), or both.
+func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 	ctx := fmt.Sprintf("identity %q: ", name)
 	val = resolve(val)
 	if isNull(val) {
-		return nil, p.errorf(key, "%sno datasets map", ctx)
+		return nil, p.errorf(key, `%sneeds "datasets" (what it may pull) or "sink" (where it may push)`, ctx)
 	}
 	if val.Kind != yaml.MappingNode {
-		return nil, p.errorf(val, `%smust be a mapping with the key "datasets", not %s`, ctx, describe(val))
+		return nil, p.errorf(val, `%smust be a mapping with the keys "datasets" and/or "sink", not %s`, ctx, describe(val))
 	}
-	var dsKey, ds *yaml.Node
+	id := &Identity{Name: name}
 	err := p.eachPair(val, ctx, "key", func(k string, kn, vn *yaml.Node) error {
-		if k != "datasets" {
-			return p.errorf(kn, `%sunknown key %q (the only key of an identity is "datasets")`, ctx, k)
+		var err error
+		switch k {
+		case "datasets":
+			var rules []Rule
+			if rules, err = p.datasets(ctx, kn, vn); err == nil {
+				id.Source = newFilter(rules)
+			}
+		case "sink":
+			id.Sink, err = p.sink(ctx, kn, vn)
+		default:
+			err = p.errorf(kn, `%sunknown key %q (the keys of an identity are "datasets" and "sink")`, ctx, k)
 		}
-		dsKey, ds = kn, vn
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if ds == nil {
-		return nil, p.errorf(key, "%sno datasets map", ctx)
+	if id.Source == nil && id.Sink == nil {
+		return nil, p.errorf(key, `%sneeds "datasets" (what it may pull) or "sink" (where it may push)`, ctx)
 	}
+	return id, nil
+}
+
+// datasets parses an identity's datasets map of patterns to booleans.
+func (p *parser) datasets(ctx string, dsKey, ds *yaml.Node) ([]Rule, error) {
 	if ds = resolve(ds); isNull(ds) {
 		return nil, p.errorf(dsKey, "%sno datasets map", ctx)
 	}
@@ -129,7 +149,7 @@ func (p *parser) identity(name string, key, val *yaml.Node) ([]Rule, error) {
 		return nil, p.errorf(dsKey, "%sdatasets map is empty", ctx)
 	}
 	var rules []Rule
-	err = p.eachPair(ds, ctx, "dataset pattern", func(k string, kn, vn *yaml.Node) error {
+	err := p.eachPair(ds, ctx, "dataset pattern", func(k string, kn, vn *yaml.Node) error {
 		r, err := p.rule(ctx, k, kn, vn)
 		rules = append(rules, r)
 		return err
@@ -138,6 +158,71 @@ func (p *parser) identity(name string, key, val *yaml.Node) ([]Rule, error) {
 		return nil, err
 	}
 	return rules, nil
+}
+
+// sink parses an identity's sink: {root: DATASET, quota: SIZE}.
+func (p *parser) sink(ctx string, key, val *yaml.Node) (*Sink, error) {
+	ctx += "sink: "
+	if val = resolve(val); val.Kind != yaml.MappingNode {
+		return nil, p.errorf(val, `%smust be a mapping with the key "root" (and optionally "quota"), not %s`, ctx, describe(val))
+	}
+	s := &Sink{}
+	err := p.eachPair(val, ctx, "key", func(k string, kn, vn *yaml.Node) error {
+		if vn.Kind != yaml.ScalarNode || isNull(vn) {
+			return p.errorf(vn, "%s%s must be a string, not %s", ctx, k, describe(vn))
+		}
+		switch k {
+		case "root":
+			if problem, _ := checkName(vn.Value); problem != "" {
+				return p.errorf(vn, "%sroot %q is not a dataset name: %s", ctx, vn.Value, problem)
+			}
+			if !strings.Contains(vn.Value, "/") {
+				return p.errorf(vn, "%sroot %q is a pool: give a dataset below it, such as %s/pushed", ctx, vn.Value, vn.Value)
+			}
+			s.Root, s.Line = vn.Value, vn.Line
+		case "quota":
+			q, err := units.ParseSize(vn.Value)
+			if err == nil && q == 0 {
+				err = pkgerrors.New("a quota of 0 would refuse every push; leave quota out for none")
+			}
+			if err != nil {
+				return p.errorf(vn, "%squota: %v", ctx, err)
+			}
+			s.Quota = q
+		default:
+			return p.errorf(kn, `%sunknown key %q (the keys of a sink are "root" and "quota")`, ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.Root == "" {
+		return nil, p.errorf(key, `%sneeds "root": the dataset pushes are received under`, ctx)
+	}
+	return s, nil
+}
+
+// checkSinkRoots refuses sink roots inside one another: each identity's
+// pushes must stay apart from every other's.
+func (p *parser) checkSinkRoots(ids map[string]*Identity) error {
+	var sinks []*Identity
+	for _, id := range ids {
+		if id.Sink != nil {
+			sinks = append(sinks, id)
+		}
+	}
+	sort.Slice(sinks, func(i, j int) bool { return sinks[i].Sink.Line < sinks[j].Sink.Line })
+	for i, a := range sinks {
+		for _, b := range sinks[i+1:] {
+			ra, rb := a.Sink.Root, b.Sink.Root
+			if ra == rb || strings.HasPrefix(ra, rb+"/") || strings.HasPrefix(rb, ra+"/") {
+				return errAt(p.source, b.Sink.Line, fmt.Sprintf("identity %q: sink root %q overlaps identity %q's sink root %q (line %d): each identity's pushes must stay apart",
+					b.Name, rb, a.Name, ra, a.Sink.Line))
+			}
+		}
+	}
+	return nil
 }
 
 // rule parses one "pattern: bool" entry.
