@@ -428,3 +428,15 @@ func (z *ZFS) DestroySnapshot(ctx context.Context, snapshot string) error {
 		}
 	}
 }
+
+// SetQuota sets a dataset's quota to bytes: `zfs set quota=BYTES DATASET`.
+func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error {
+	if err := ValidateDatasetName(dataset); err != nil {
+		return err
+	}
+	if bytes == 0 {
+		return errors.Errorf("set quota of %s: a quota of 0 bytes", dataset)
+	}
+	_, err := z.r.Run(ctx, "set", "quota="+strconv.FormatUint(bytes, 10), dataset)
+	return wrapCmd(err, "zfs set quota on %s", dataset)
+}
