@@ -34,6 +34,12 @@ func Connect(ctx context.Context, conn io.ReadWriteCloser, cfg rpc.Config) (*Sou
 	return s, nil
 }
 
+// NewSource returns a Source making its calls with cl: the sink's side of a
+// push, where the session was set up with the roles inverted.
+func NewSource(cl *rpc.Client) *Source {
+	return &Source{rpc: cl, diag: func(err error) error { return err }}
+}
+
 // Dial connects with d and performs the handshake.
 func Dial(ctx context.Context, d Dialer, cfg rpc.Config) (*Source, error) {
 	conn, err := d.Dial(ctx)
@@ -110,6 +116,20 @@ func (s *Source) Send(ctx context.Context, req api.SendRequest) (*api.SendRespon
 		return nil, nil, errors.Errorf("zfs send %s: the source sent no stream", req.To)
 	}
 	return &resp, &explainedBody{ReadCloser: body, s: s}, nil
+}
+
+// PushOptions asks a pushing host how it wants the push run.
+func (s *Source) PushOptions(ctx context.Context) (*api.PushOptions, error) {
+	var resp api.PushOptions
+	if err := s.rpc.Call(ctx, api.MethodPushOptions, api.PushOptionsRequest{}, &resp); err != nil {
+		return nil, s.explain(err)
+	}
+	return &resp, nil
+}
+
+// Report sends one event of the sink's run (JSON) to the pushing host.
+func (s *Source) Report(ctx context.Context, event []byte) error {
+	return s.explain(s.rpc.Call(ctx, api.MethodReport, api.ReportRequest{Event: event}, nil))
 }
 
 // explainedBody adds the transport's diagnosis to a broken stream.

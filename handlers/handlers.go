@@ -62,13 +62,19 @@ func New(z ZFS, p Policy, log *zap.Logger) *Handlers {
 	return &Handlers{zfs: z, policy: p, log: log}
 }
 
-// Register adds every call of the endpoint to s.
-func (h *Handlers) Register(s *rpc.Server) error {
-	for name, fn := range map[string]any{
+// Methods returns every call of the endpoint by name, as rpc.Server.Register
+// takes them; a caller may wrap some before registering them.
+func (h *Handlers) Methods() map[string]any {
+	return map[string]any{
 		api.MethodListFilesystems: h.ListFilesystems,
 		api.MethodListVersions:    h.ListVersions,
 		api.MethodSend:            h.Send,
-	} {
+	}
+}
+
+// Register adds every call of the endpoint to s.
+func (h *Handlers) Register(s *rpc.Server) error {
+	for name, fn := range h.Methods() {
 		if err := s.Register(name, fn); err != nil {
 			return err
 		}
