@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -195,6 +196,26 @@ func TestFilterRoots(t *testing.T) {
 		}
 		if got := filter.Roots(); strings.Join(got, "|") != strings.Join(tt.want, "|") {
 			t.Errorf("Roots of %s = %q, want %q", tt.rules, got, tt.want)
+		}
+	}
+}
+
+func TestAllow(t *testing.T) {
+	f, err := Allow([]string{"tank/home<", "tank/vm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ds, want := range map[string]bool{"tank/home": true, "tank/home/u": true, "tank/homes": false, "tank/vm": true, "tank/vm/disk": false, "tank": false} {
+		if got := f.Allows(ds); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", ds, got, want)
+		}
+	}
+	if got := f.Roots(); !reflect.DeepEqual(got, []string{"tank/home", "tank/vm"}) {
+		t.Errorf("Roots() = %q", got)
+	}
+	for _, bad := range []string{"", "tank/a@s", "/etc", "tank/../x", "tank<a"} {
+		if _, err := Allow([]string{bad}); err == nil {
+			t.Errorf("Allow(%q) accepted", bad)
 		}
 	}
 }

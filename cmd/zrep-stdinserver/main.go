@@ -116,6 +116,7 @@ Logs go to stderr (or --log-file), never to stdout.`,
 		newPolicyCommand(),
 		newLsCommand(g),
 		newPullCommand(g),
+		newPushCommand(g),
 	)
 	return root
 }

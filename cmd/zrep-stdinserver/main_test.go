@@ -58,7 +58,7 @@ func asSilent(err error, target *silentExit) bool {
 // The help of every subcommand is part of the interface: it is pinned by
 // golden files (go test -update rewrites them after an intended change).
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"push"}, {"ls"}, {"policy", "check"}, {"version"}} {
 		name := strings.Join(append([]string{"help"}, cmd...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {
 			out, code := runCapture(t, append(cmd, "--help")...)
@@ -132,8 +132,9 @@ func TestParseServeArgs(t *testing.T) {
 		want server.ServeConfig
 		err  string
 	}{
-		{[]string{"--policy", "/etc/zrep/p.yaml", "--identity", "b1"}, server.ServeConfig{PolicyFile: "/etc/zrep/p.yaml", Identity: "b1", ZFSBin: "zfs"}, ""},
-		{[]string{"--policy=/p", "--identity=b", "--zfs-bin", "/sbin/zfs", "--log-level", "debug", "--log-file", "/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "b", ZFSBin: "/sbin/zfs"}, ""},
+		{[]string{"--policy", "/etc/zrep/p.yaml", "--identity", "b1"}, server.ServeConfig{PolicyFile: "/etc/zrep/p.yaml", Identity: "b1", ZFSBin: "zfs", LockDir: "/run/zrep"}, ""},
+		{[]string{"--policy=/p", "--identity=b", "--zfs-bin", "/sbin/zfs", "--log-level", "debug", "--log-file", "/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "b", ZFSBin: "/sbin/zfs", LockDir: "/run/zrep"}, ""},
+		{[]string{"--policy=/p", "--identity=l", "--lock-dir", "/tmp/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "l", ZFSBin: "zfs", LockDir: "/tmp/l"}, ""},
 		{[]string{"--policy", "/p", "--identity", "b", "extra"}, server.ServeConfig{}, "takes no arguments"},
 		{[]string{"--policy", "/p", "--nope"}, server.ServeConfig{}, "unknown flag"},
 	}

@@ -45,6 +45,7 @@ sessions at once. The defaults are sshd's.`,
 			}
 			defer func() { _ = log.Sync() }()
 			cfg.ParseServe = parseServeArgs
+			cfg.NewEndpoint = newEndpoint
 			cfg.Version = version
 			cfg.Log = log
 			d, err := server.NewSSHD(cfg)
