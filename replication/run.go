@@ -372,17 +372,35 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	case isRefusal(err):
 		recv.Abort()
 		return n, refused(err, recv.started())
+	case received(err):
+		recv.Abort()
+		return n, errors.WithMessagef(receiveFailed(err), "zfs receive failed after %s; %s", HumanBytes(n), cutLeaves(step))
 	case err != nil:
 		recv.Abort()
 		return n, errors.WithMessagef(err, "stream cut after %s; %s", HumanBytes(n), cutLeaves(step))
 	}
 	if err := recv.Close(); err != nil {
-		return n, err
+		return n, receiveFailed(err)
 	}
 	pw.flush()
 	r.emit(Event{Type: EventStepDone, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 		Bytes: n, BytesPerSecond: rate(n, time.Since(start)), Duration: time.Since(start)})
 	return n, nil
+}
+
+// received reports whether a failed copy failed on zfs receive's side: it
+// exited while the stream was still coming.
+func received(err error) bool {
+	var ce *zfs.CommandError
+	return errors.As(err, &ce)
+}
+
+// receiveFailed adds what an operator can do to a failed zfs receive.
+func receiveFailed(err error) error {
+	if errors.Is(err, zfs.ErrNoSpace) {
+		return errors.WithMessage(err, "the target pool, or a quota on the target or its parents, is full")
+	}
+	return err
 }
 
 // cutLeaves says what a cut stream leaves on the target. zfs receives
