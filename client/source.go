@@ -56,8 +56,9 @@ func (s *Source) ServerVersion() string { return s.rpc.PeerSoftware() }
 // (not to call errors, which come from the server and say what they mean,
 // nor to a canceled context).
 func (s *Source) explain(err error) error {
-	if err == nil || !IsSessionError(err) {
-		return err
+	var pc *rpc.PeerClosedError
+	if err == nil || !IsSessionError(err) || errors.As(err, &pc) && pc.Reason != "" {
+		return err // the peer's own words say more than ssh's
 	}
 	return s.diag(err)
 }

@@ -98,15 +98,13 @@ func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version st
 	}
 	if !sess.Serves() {
 		if e.Sink == nil {
-			_ = sess.Refuse(fmt.Sprintf("identity %q has no sink in the policy: it cannot push", e.Identity))
-			return errors.Wrap(ErrRefused, "a push from an identity without a sink")
+			return refuse(sess, fmt.Sprintf("identity %q has no sink in the policy: it cannot push", e.Identity))
 		}
 		log.Info("push: receiving", zap.String("root", e.SinkPolicy.Root))
 		return e.Sink(ctx, sess)
 	}
 	if e.Policy == nil {
-		_ = sess.Refuse(fmt.Sprintf("identity %q may only push (it has a sink and no datasets): use zrep-stdinserver push", e.Identity))
-		return errors.Wrap(ErrRefused, "a pull from a push-only identity")
+		return refuse(sess, fmt.Sprintf("identity %q may only push (it has a sink and no datasets): use zrep-stdinserver push", e.Identity))
 	}
 	srv, err := rpc.NewServer(cfg)
 	if err != nil {
@@ -118,4 +116,10 @@ func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version st
 		return err
 	}
 	return srv.Serve(ctx, sess)
+}
+
+// refuse ends sess telling the peer why, and returns the same words.
+func refuse(sess *rpc.Session, reason string) error {
+	_ = sess.Refuse(reason)
+	return errors.Wrap(ErrRefused, reason)
 }
