@@ -15,8 +15,8 @@ import (
 	"github.com/zrep/zrep/nvlist"
 )
 
-// The fields of the real tokens, as zrepl's test, the OCaml test and
-// zstream token in openzfs#14153 give them.
+// The fields of the real tokens, as their sources give them (see
+// testdata/README.md).
 var realFields = map[string]Token{
 	"zrepl-full": {ToName: "zreplplatformtest/src@a", ToGUID: 0x94a20a5f25877859,
 		Object: 2, Offset: 0x2c0000, Bytes: 0x2e2878},
@@ -30,6 +30,13 @@ var realFields = map[string]Token{
 		Object: 1, CompressOK: true, RawOK: true},
 	"cfcs-nvlist": {ToName: "tmpzfs@repli-2020-05-06", ToGUID: 0xa60221498db5b662,
 		Object: 0x23, Bytes: 0x2ab0},
+	"zrepl-drysend-full": {ToName: "zroot/test/a@1", ToGUID: 0x52f9c212c71e60cd,
+		Object: 2, Offset: 0x4c0000, Bytes: 0x4e4228},
+	"zrepl-drysend-inc": {ToName: "zroot/test/a@2", ToGUID: 0xcfae0ae671723c16, FromGUID: 0x52f9c212c71e60cd,
+		Object: 2, Offset: 0x4c0000, Bytes: 0x4e3ef0},
+	// zrepl does not print this one; its toguid is the next one's fromguid.
+	"zrepl-example-full": {ToName: "pool1/test@a", ToGUID: 0x595d9f81aa9dddab, Object: 1},
+	"zrepl-example-inc":  {ToName: "pool1/test@b", ToGUID: 0x854f02a2dd32cf0d, FromGUID: 0x595d9f81aa9dddab, Object: 1},
 }
 
 func TestRealTokens(t *testing.T) {
