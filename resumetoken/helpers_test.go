@@ -30,6 +30,18 @@ func readTokens(t testing.TB) []realToken {
 	return toks
 }
 
+// tokenNamed returns the real token called name.
+func tokenNamed(t testing.TB, name string) string {
+	t.Helper()
+	for _, rt := range readTokens(t) {
+		if rt.name == name {
+			return rt.token
+		}
+	}
+	t.Fatalf("no token %s", name)
+	return ""
+}
+
 // baseToken is the token of the tests that forge tokens.
 func baseToken() *Token {
 	return &Token{

@@ -363,7 +363,7 @@ func unwrap(s string) ([]byte, error) {
 		return nil, &Error{Kind: ErrMalformed, Msg: "payload is not hex", Err: err} // not reached
 	}
 	if got := fletcher4a(comp); got != sum {
-		return nil, malformed("checksum is %x, the payload's is %x", sum, got)
+		return nil, malformed("checksum %x does not match the payload, whose checksum is %x", sum, got)
 	}
 	return inflate(comp, int(plen))
 }
