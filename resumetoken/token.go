@@ -133,13 +133,21 @@ type Error struct {
 	Err  error
 }
 
+// Error shows at most maxCause bytes of the underlying error, whose
+// message may quote long names from the token.
 func (e *Error) Error() string {
 	s := e.Kind.Error() + ": " + e.Msg
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		cause := e.Err.Error()
+		if len(cause) > maxCause {
+			cause = cause[:maxCause] + "..."
+		}
+		s += ": " + cause
 	}
 	return s
 }
+
+const maxCause = 200
 
 // Is reports whether target is e's kind.
 func (e *Error) Is(target error) bool { return target == e.Kind }

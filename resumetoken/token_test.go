@@ -455,3 +455,20 @@ func TestEncodePanics(t *testing.T) {
 	}()
 	(&Token{ToName: "a\x00b@c", ToGUID: 1}).Encode()
 }
+
+// TestLongNameInError: an nvlist error that quotes a long name is cut.
+func TestLongNameInError(t *testing.T) {
+	name := strings.Repeat("n", 3000)
+	l := &nvlist.List{Flags: nvlist.UniqueName, Pairs: []nvlist.Pair{{Name: name, Type: nvlist.BooleanValue, Value: true}}}
+	packed, err := nvlist.Pack(l, nvlist.Native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(packed, []byte(name)) - 16
+	packed[start+(16+len(name)+1+7)&^7] = 2 // a boolean_value of 2
+	_, err = Decode(encodePacked(packed))
+	checkError(t, err, ErrMalformed, "bad nvlist")
+	if !errors.Is(err, nvlist.ErrMalformed) || len(err.Error()) > 300 {
+		t.Errorf("%d bytes: %v", len(err.Error()), err)
+	}
+}
