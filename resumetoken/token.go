@@ -41,7 +41,7 @@
 //   - the version is exactly "1" (libzfs's %u also takes "01", "+1",
 //     " 1"); a well-formed other version is ErrUnsupported;
 //   - the checksum and packed length are hex of at most 16 digits without
-//     leading zeros, sign, "0x" or spaces (all of which %llx skips);
+//     leading zeros, sign, "0x" or spaces (all of which %llx accepts);
 //   - hex digits may be upper or lower case, as libzfs's %llx and %2hhx
 //     read both (the kernel writes lowercase; a case change cannot change
 //     what any reader decodes);
@@ -69,9 +69,10 @@
 // largeblockok, embedok, compressok, rawok (DATA_TYPE_BOOLEAN, whose
 // presence is the value), in that order, each with that type; object,
 // offset, bytes, toguid and toname present; toguid not 0, fromguid, when
-// present, not 0 (the kernel omits it for a full stream); toname a valid
-// snapshot name (see the checks of zfs_namecheck.c and zpool's pool
-// names, shorter than 256 bytes). It refuses savedok (libzfs turns it into
+// present, not 0 (the kernel omits it for a full stream); toname a
+// snapshot name that passes zfs_namecheck.c and zpool's pool name rules,
+// as zfs.ValidateSnapshotName does, shorter than 256 bytes (no '#', one
+// '@', no control characters). It refuses savedok (libzfs turns it into
 // zfs send --saved; the kernel never writes it), redact_snaps and
 // book_redact_snaps (redacted sends, which zrep does not do) and any other
 // field.
