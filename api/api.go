@@ -19,6 +19,31 @@ const (
 	MethodSend            = "Send"
 )
 
+// Methods a pushing host serves besides those of the endpoint: the sink
+// asks how to run the push, and reports its run's events back.
+const (
+	MethodPushOptions = "PushOptions"
+	MethodReport      = "Report"
+)
+
+// PushOptionsRequest asks a pusher how it wants the push run.
+type PushOptionsRequest struct{}
+
+// PushOptions is how the pushing host wants the push run.
+type PushOptions struct {
+	// DryRun: the sink plans and reports, and changes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// ReportRequest carries one event of the sink's run (a replication event,
+// as pull --json prints it) to the pusher.
+type ReportRequest struct {
+	Event json.RawMessage `json:"event"`
+}
+
+// ReportResponse acknowledges a Report.
+type ReportResponse struct{}
+
 // ListFilesystemsRequest asks for the filesystems and volumes the caller
 // may see.
 type ListFilesystemsRequest struct {

@@ -5,10 +5,10 @@
 //
 // Options are checked by sshd's rules (auth-options.c): names are
 // case-insensitive, values are double-quoted with \" as the only escape,
-// an unknown option or a repeated command=, from= or principals= makes the
-// line invalid. Where sshd would skip such a line, Parse returns an error,
-// so a mistake is reported at startup instead of silently locking out (or
-// letting in) a key.
+// an unknown option, a repeated command=, from= or principals=, or a value
+// sshd refuses makes the line invalid. Where sshd would skip such a line,
+// Parse returns an error, so a mistake is reported at startup instead of
+// silently locking out (or letting in) a key.
 //
 // What the embedded server cannot enforce:
 //   - from="..." is not checked here. Its value is in Entry.From; the caller
@@ -17,16 +17,23 @@
 //     Set keeps only the first line, see Parse.)
 //   - cert-authority lines authorize certificates, never the plain key, in
 //     sshd; the embedded server supports no certificates, so such lines are
-//     checked and then left out of the Set.
+//     checked and then left out of the Set. A certificate written where a
+//     key belongs (any *-cert-v01@openssh.com type) is an error: sshd never
+//     matches it, and taking it for its key would ignore its limits.
 //   - expiry-time="..." and verify-required cannot be honoured, and are an
 //     error rather than silently ignored.
-//   - The values of environment=, permitopen=, permitlisten= and tunnel=
-//     are not validated; the embedded server grants none of them.
+//   - The embedded server grants none of environment=, permitopen=,
+//     permitlisten= and tunnel=; their values are still checked as
+//     sshd checks them (a NAME=value environment string, HOST:PORT, a tun
+//     device number, and sshd's counts per line), so that a line sshd
+//     would skip is an error here too. A port may be a service name, as
+//     sshd's getservbyname reads it from /etc/services.
 package authkeys
 
 import (
 	"bytes"
 	"os"
+	"strings"
 
 	pkgerrors "github.com/pkg/errors"
 	gossh "golang.org/x/crypto/ssh"
@@ -103,6 +110,9 @@ func parseLine(line []byte) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if IsCertificate(key) {
+		return nil, pkgerrors.Errorf("%s is a certificate, not a key: sshd skips such a line, and the embedded server supports no certificates", key.Type())
+	}
 	opts, err := parseOptions(options)
 	if err != nil {
 		return nil, pkgerrors.WithMessage(err, "bad key options")
@@ -118,6 +128,18 @@ func parseLine(line []byte) (*Entry, error) {
 		From:    opts.from,
 		HasFrom: opts.hasFrom,
 	}, nil
+}
+
+// IsCertificate reports whether key is an OpenSSH certificate rather than
+// a plain key. sshd accepts a certificate only through a cert-authority
+// line naming its CA, after checking its validity, principals and critical
+// options; the embedded server does none of that, so it must never take a
+// certificate for the key inside it, in authorized_keys or at login.
+func IsCertificate(key gossh.PublicKey) bool {
+	if _, ok := key.(*gossh.Certificate); ok {
+		return true
+	}
+	return strings.HasSuffix(key.Type(), "-cert-v01@openssh.com")
 }
 
 // Lookup returns the entry of the first line that lists key. The entry is

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -46,6 +47,37 @@ func mustPublicKey(pub any) gossh.PublicKey {
 	}
 	return k
 }
+
+// testCert is a user certificate for testKeys.ed1, signed by a fresh CA,
+// carrying every limit a certificate can: expired, valid only from
+// 10.9.9.9 and forced to run /bin/false.
+var testCert = func() *gossh.Certificate {
+	_, caPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	ca, err := gossh.NewSignerFromKey(caPriv)
+	if err != nil {
+		panic(err)
+	}
+	cert := &gossh.Certificate{
+		Key:             testKeys.ed1,
+		Serial:          1,
+		CertType:        gossh.UserCert,
+		KeyId:           "backup1",
+		ValidPrincipals: []string{"root"},
+		ValidAfter:      1,
+		ValidBefore:     2, // expired in 1970
+		Permissions: gossh.Permissions{CriticalOptions: map[string]string{
+			"source-address": "10.9.9.9/32",
+			"force-command":  "/bin/false",
+		}},
+	}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		panic(err)
+	}
+	return cert
+}()
 
 // authorized formats key as "type base64", without comment or newline.
 func authorized(key gossh.PublicKey) string {
@@ -168,6 +200,42 @@ func TestParseErrors(t *testing.T) {
 		{"principals on a plain key", `principals="x",command="c" ` + key, "bad key options: principals on non-CA key"},
 		{"expiry-time", `expiry-time="20300101",command="c" ` + key, "bad key options: expiry-time is not supported by the embedded server"},
 		{"verify-required", `verify-required,command="c" ` + key, "bad key options: verify-required is not supported by the embedded server"},
+
+		// Values sshd's sshauthopt_parse refuses, skipping the line.
+		{"environment without =", `environment="bad",command="c" ` + key, `bad key options: invalid environment string "bad"`},
+		{"environment without a name", `environment="=x",command="c" ` + key, `bad key options: invalid environment string "=x"`},
+		{"environment name with a space", `environment="A B=c",command="c" ` + key, `bad key options: invalid environment string "A B=c"`},
+		{"environment name with a dash", `environment="A-B=c",command="c" ` + key, `bad key options: invalid environment string "A-B=c"`},
+		{"environment name not ASCII", `environment="É=c",command="c" ` + key, `bad key options: invalid environment string "É=c"`},
+		{"environment unquoted", `environment=A=b,command="c" ` + key, "bad key options: missing start quote"},
+		{"too many environment strings", strings.Repeat(`environment="A=b",`, 3) + manyEnv(1025) + `command="c" ` + key, "bad key options: too many environment strings"},
+		{"permitopen without a port", `permitopen="nohostport",command="c" ` + key, `bad key options: invalid permission port in permitopen="nohostport"`},
+		{"permitopen empty port", `permitopen="host:",command="c" ` + key, `bad key options: invalid permission port in permitopen="host:"`},
+		{"permitopen port 0", `permitopen="host:0",command="c" ` + key, `bad key options: invalid permission port in permitopen="host:0"`},
+		{"permitopen port too big", `permitopen="host:65536",command="c" ` + key, `bad key options: invalid permission port in permitopen="host:65536"`},
+		{"permitopen negative port", `permitopen="host:-22",command="c" ` + key, `bad key options: invalid permission port in permitopen="host:-22"`},
+		{"permitopen unknown service", `permitopen="host:no-such-service-zrep",command="c" ` + key, `bad key options: invalid permission port in permitopen="host:no-such-service-zrep"`},
+		{"permitopen two ports", `permitopen="host:1:2",command="c" ` + key, `bad key options: invalid permission port in permitopen="host:1:2"`},
+		{"permitopen bare IPv6", `permitopen="::1:22",command="c" ` + key, `bad key options: invalid permission port in permitopen="::1:22"`},
+		{"permitopen unclosed bracket", `permitopen="[::1:22",command="c" ` + key, `bad key options: invalid permission hostname in permitopen="[::1:22"`},
+		{"permitopen bracket then port", `permitopen="[::1]22",command="c" ` + key, `bad key options: invalid permission hostname in permitopen="[::1]22"`},
+		{"permitopen host too long", `permitopen="` + strings.Repeat("h", 1025) + `:22",command="c" ` + key, "bad key options: invalid permission hostname in permitopen="},
+		{"too many permitopen", manyPermit("permitopen", 4098) + `command="c" ` + key, "bad key options: too many permission directives"},
+		{"permitlisten not a port", `permitlisten="http-alt-zrep",command="c" ` + key, `bad key options: invalid permission port in permitlisten="http-alt-zrep"`},
+		{"permitlisten host/port", `permitlisten="host/8080",command="c" ` + key, `bad key options: invalid permission port in permitlisten="host/8080"`}, // no ':', so sshd reads *:host/8080
+		{"permitlisten port 0", `permitlisten="0",command="c" ` + key, `bad key options: invalid permission port in permitlisten="0"`},
+		{"tunnel not a number", `tunnel="x",command="c" ` + key, `bad key options: invalid tun device "x"`},
+		{"tunnel negative", `tunnel="-1",command="c" ` + key, `bad key options: invalid tun device "-1"`},
+		{"tunnel too big", `tunnel="2147483646",command="c" ` + key, `bad key options: invalid tun device "2147483646"`},
+		{"tunnel empty", `tunnel="",command="c" ` + key, `bad key options: invalid tun device ""`},
+
+		// sshd never takes a certificate written where a key belongs as a
+		// key: it skips the line (auth2-pubkeyfile.c compares a presented
+		// certificate only with cert-authority keys, and a plain key only
+		// with plain keys), so its limits cannot be bypassed by pasting it.
+		{"certificate on a key line", `command="c" ` + authorized(testCert), "ssh-ed25519-cert-v01@openssh.com is a certificate"},
+		{"certificate without options", authorized(testCert), "ssh-ed25519-cert-v01@openssh.com is a certificate"},
+		{"certificate on a cert-authority line", `cert-authority ` + authorized(testCert), "ssh-ed25519-cert-v01@openssh.com is a certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +256,15 @@ func TestParseAcceptsWhatSshdAccepts(t *testing.T) {
 		"no-verify-required,no-touch-required,touch-required",
 		"no-X11-forwarding,x11-forwarding,PORT-FORWARDING,no-user-rc,user-rc,pty",
 		`environment="A=b",environment="C=d",permitopen="h:1",permitopen="h:2",permitlisten="8080",tunnel="1"`,
+		// Every value sshd's sshauthopt_parse accepts.
+		`environment="A=",environment="_a1=x y=z",environment="A=again"`, // a repeated name: the first wins
+		manyEnv(1025), // distinct names: sshd refuses only the 1026th
+		`permitopen="h:*",permitopen="h/22",permitopen="[::1]:22",permitopen="[::1]/22",permitopen=":22",permitopen="*:65535",permitopen="h:+22",permitopen="h: 22",permitopen="h:022"`,
+		`permitopen="h:ssh"`, // a service name, as getservbyname reads /etc/services
+		`permitopen="` + strings.Repeat("h", 1024) + `:22"`,
+		manyPermit("permitopen", 4097) + manyPermit("permitlisten", 4097),
+		`permitlisten="localhost:8080",permitlisten="[::1]:8080",permitlisten="*:*",permitlisten="*"`,
+		`tunnel="0",tunnel="any",tunnel="ANY",tunnel="2147483645",tunnel="+7"`,
 		`cert-authority,principals="a,b"`,
 		`command=""`,
 	} {
@@ -195,6 +272,25 @@ func TestParseAcceptsWhatSshdAccepts(t *testing.T) {
 			t.Errorf("%s: %v", opts, err)
 		}
 	}
+}
+
+// manyEnv is n environment= options with distinct names, each followed by
+// a comma.
+func manyEnv(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `environment="V%d=x",`, i)
+	}
+	return b.String()
+}
+
+// manyPermit is n name="h:PORT" options, each followed by a comma.
+func manyPermit(name string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `%s="h:%d",`, name, i%65535+1)
+	}
+	return b.String()
 }
 
 func TestLoad(t *testing.T) {

@@ -1,9 +1,13 @@
 package authkeys
 
 import (
+	"math"
+	"net"
 	"strings"
 
 	pkgerrors "github.com/pkg/errors"
+
+	"github.com/zrep/zrep/internal/cparse"
 )
 
 // keyOptions is what the embedded server needs from a line's options.
@@ -47,6 +51,8 @@ var valueOptions = map[string]bool{
 func parseOptions(options []string) (keyOptions, error) {
 	var ko keyOptions
 	seen := make(map[string]bool)
+	env := make(map[string]bool) // distinct environment= names
+	permits := make(map[string]int)
 	for _, opt := range options {
 		name, quoted, hasValue := strings.Cut(opt, "=")
 		name = strings.ToLower(name)
@@ -88,12 +94,127 @@ func parseOptions(options []string) (keyOptions, error) {
 			ko.from, ko.hasFrom = value, true
 		case "expiry-time":
 			return ko, pkgerrors.New("expiry-time is not supported by the embedded server")
+		case "environment":
+			if len(env) > maxEnvironment {
+				return ko, pkgerrors.New("too many environment strings")
+			}
+			envName, _, ok := strings.Cut(value, "=")
+			if !ok || !validEnvName(envName) {
+				return ko, pkgerrors.Errorf("invalid environment string %q", value)
+			}
+			env[envName] = true // the first one wins in sshd; only the count matters here
+		case "permitopen", "permitlisten":
+			if permits[name] > maxPermits {
+				return ko, pkgerrors.New("too many permission directives")
+			}
+			if reason := checkPermit(value, name == "permitlisten"); reason != "" {
+				return ko, pkgerrors.Errorf("%s in %s=%q", reason, name, value)
+			}
+			permits[name]++
+		case "tunnel":
+			if !validTunnel(value) {
+				return ko, pkgerrors.Errorf("invalid tun device %q", value)
+			}
 		}
 	}
 	if seen["principals"] && !ko.certAuthority {
 		return ko, pkgerrors.New("principals on non-CA key")
 	}
 	return ko, nil
+}
+
+// sshd's limits per line (auth-options.h): it refuses an environment=
+// beyond maxEnvironment distinct names so far, and a permitopen= (or
+// permitlisten=) beyond maxPermits of them.
+const (
+	maxEnvironment = 1024
+	maxPermits     = 4096
+	// maxHostLen is NI_MAXHOST: a permitopen host must be shorter.
+	maxHostLen = 1025
+	// maxTunnel is SSH_TUNID_MAX, the highest tun device number.
+	maxTunnel = 0x7fffffff - 2
+)
+
+// validEnvName is sshd's valid_env_name: letters, digits and '_' (ASCII,
+// as isalnum in the C locale), at least one.
+func validEnvName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPermit checks a permitopen= or permitlisten= value as sshd's
+// handle_permit does: HOST:PORT or HOST/PORT, HOST possibly in [brackets]
+// (which may hold ':'), shorter than NI_MAXHOST, PORT "*" or a port for
+// a2port. permitlisten also takes a bare port: sshd reads a value without
+// ':' as "*:" followed by the value. It returns sshd's reason, or "".
+func checkPermit(value string, bareport bool) string {
+	if bareport && !strings.Contains(value, ":") {
+		value = "*:" + value
+	}
+	// sshd's hpdelim2: the host ends at the first ':' or '/', or after the
+	// ']' when it starts with '['; a delimiter, or nothing, must follow.
+	end := strings.IndexAny(value, ":/")
+	if strings.HasPrefix(value, "[") {
+		if end = strings.IndexByte(value, ']'); end < 0 {
+			return "invalid permission hostname"
+		}
+		end++
+		if end < len(value) && value[end] != ':' && value[end] != '/' {
+			return "invalid permission hostname"
+		}
+	}
+	if end < 0 {
+		end = len(value)
+	}
+	if end >= maxHostLen {
+		return "invalid permission hostname"
+	}
+	if end == len(value) {
+		return "invalid permission port" // no port at all
+	}
+	if port := value[end+1:]; port != "*" && a2port(port) <= 0 {
+		return "invalid permission port"
+	}
+	return ""
+}
+
+// a2port is sshd's: a number from 0 to 65535 as strtonum reads it, else
+// a TCP service name from /etc/services; -1 when it is neither. (sshd
+// calls getservbyname, which matches names exactly; Go's lookup ignores
+// case, so names that are not lower case are refused here.)
+func a2port(s string) int {
+	if n, ok := cparse.Strtonum(s, 0, 65535); ok {
+		return int(n)
+	}
+	if s == "" || s != strings.ToLower(s) {
+		return -1
+	}
+	if _, ok := cparse.Strtonum(strings.TrimLeft(s, "+-"), 0, math.MaxInt64); ok {
+		return -1 // a number out of range, not a name (Go would parse it)
+	}
+	port, err := net.LookupPort("tcp", s)
+	if err != nil || port <= 0 {
+		return -1
+	}
+	return port
+}
+
+// validTunnel is sshd's a2tun for a tunnel= value: "any" in any case, or
+// a device number from 0 to SSH_TUNID_MAX as strtonum reads it.
+func validTunnel(s string) bool {
+	if strings.EqualFold(s, "any") {
+		return true
+	}
+	_, ok := cparse.Strtonum(s, 0, maxTunnel)
+	return ok
 }
 
 // dequote unquotes an option value the way sshd's opt_dequote does: s must

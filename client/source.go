@@ -34,6 +34,12 @@ func Connect(ctx context.Context, conn io.ReadWriteCloser, cfg rpc.Config) (*Sou
 	return s, nil
 }
 
+// NewSource returns a Source making its calls with cl: the sink's side of a
+// push, where the session was set up with the roles inverted.
+func NewSource(cl *rpc.Client) *Source {
+	return &Source{rpc: cl, diag: func(err error) error { return err }}
+}
+
 // Dial connects with d and performs the handshake.
 func Dial(ctx context.Context, d Dialer, cfg rpc.Config) (*Source, error) {
 	conn, err := d.Dial(ctx)
@@ -50,8 +56,9 @@ func (s *Source) ServerVersion() string { return s.rpc.PeerSoftware() }
 // (not to call errors, which come from the server and say what they mean,
 // nor to a canceled context).
 func (s *Source) explain(err error) error {
-	if err == nil || !IsSessionError(err) {
-		return err
+	var pc *rpc.PeerClosedError
+	if err == nil || !IsSessionError(err) || errors.As(err, &pc) && pc.Reason != "" {
+		return err // the peer's own words say more than ssh's
 	}
 	return s.diag(err)
 }
@@ -110,6 +117,20 @@ func (s *Source) Send(ctx context.Context, req api.SendRequest) (*api.SendRespon
 		return nil, nil, errors.Errorf("zfs send %s: the source sent no stream", req.To)
 	}
 	return &resp, &explainedBody{ReadCloser: body, s: s}, nil
+}
+
+// PushOptions asks a pushing host how it wants the push run.
+func (s *Source) PushOptions(ctx context.Context) (*api.PushOptions, error) {
+	var resp api.PushOptions
+	if err := s.rpc.Call(ctx, api.MethodPushOptions, api.PushOptionsRequest{}, &resp); err != nil {
+		return nil, s.explain(err)
+	}
+	return &resp, nil
+}
+
+// Report sends one event of the sink's run (JSON) to the pushing host.
+func (s *Source) Report(ctx context.Context, event []byte) error {
+	return s.explain(s.rpc.Call(ctx, api.MethodReport, api.ReportRequest{Event: event}, nil))
 }
 
 // explainedBody adds the transport's diagnosis to a broken stream.

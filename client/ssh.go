@@ -22,7 +22,8 @@ const (
 	closeGrace   = 2 * time.Second        // Close: from closing ssh's stdin to SIGTERM
 	termGrace    = time.Second            // Close and ctx cancel: from SIGTERM to SIGKILL
 	diagnoseWait = 2 * time.Second        // Diagnose: how long to wait for ssh to exit
-	stderrDrain  = 250 * time.Millisecond // after ssh exited: for its last stderr bytes to arrive
+	stderrDrain  = 250 * time.Millisecond // after ssh exited: how long stderr may stay quiet before it counts as drained
+	stderrWait   = 10 * time.Second       // Diagnose and Close: at most this long for stderr to be drained
 )
 
 // pipeSize is the capacity asked for ssh's stdin and stdout pipes. Linux's
@@ -398,6 +399,9 @@ func (c *sshConn) wait() {
 		c.log.Debug("ssh exited", zap.Int("status", 0))
 	}
 	close(c.exited)
+	// A read waiting for bytes only a grandchild could still write gives
+	// up after stderrDrain; the reader renews this after each read.
+	_ = c.stderr.SetReadDeadline(time.Now().Add(stderrDrain))
 }
 
 func (c *sshConn) markExiting() {
@@ -449,11 +453,12 @@ func (c *sshConn) waitExited(d time.Duration) bool {
 	}
 }
 
-// waitStderr gives the stderr reader a moment to take in what ssh wrote
-// just before it exited. It gives up early if a grandchild (a ProxyCommand,
-// say) keeps the pipe open.
+// waitStderr waits until the stderr reader has taken in everything ssh
+// wrote: until EOF, or, when a grandchild (a ProxyCommand, say) keeps the
+// pipe open after ssh exited, until the pipe stayed empty for stderrDrain
+// (see readStderr). stderrWait bounds it, should ssh itself never exit.
 func (c *sshConn) waitStderr() {
-	t := time.NewTimer(stderrDrain)
+	t := time.NewTimer(stderrWait)
 	defer t.Stop()
 	select {
 	case <-c.stderrDone:
@@ -461,7 +466,12 @@ func (c *sshConn) waitStderr() {
 	}
 }
 
-// readStderr keeps the tail of ssh's stderr and logs it line by line.
+// readStderr keeps the tail of ssh's stderr and logs it line by line. Once
+// ssh has exited, nobody but a grandchild can write to the pipe: a read
+// deadline, renewed after each read, ends the reading when the pipe stays
+// empty for stderrDrain. Everything ssh wrote before it exited is read,
+// however long the reading takes on a loaded machine, because the deadline
+// only runs out while a read waits for bytes that are not there.
 func (c *sshConn) readStderr() {
 	defer close(c.stderrDone)
 	lines := lineLogger{log: c.log}
@@ -475,6 +485,11 @@ func (c *sshConn) readStderr() {
 		if err != nil {
 			lines.Flush()
 			return
+		}
+		select {
+		case <-c.exited:
+			_ = c.stderr.SetReadDeadline(time.Now().Add(stderrDrain))
+		default:
 		}
 	}
 }

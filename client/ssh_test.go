@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -483,5 +484,25 @@ func TestLineLogger(t *testing.T) {
 				t.Errorf("logged %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDiagnoseWithStderrHeldOpen: a grandchild of ssh (a ProxyCommand, say)
+// that keeps stderr open after ssh exited neither hides ssh's last words
+// nor holds Diagnose for long.
+func TestDiagnoseWithStderrHeldOpen(t *testing.T) {
+	c := dialSSH(t, context.Background(), fakeSSH(t, `sleep 30 >&2 &
+echo 'kex_exchange_identification: Connection closed by remote host' >&2; exit 255`))
+	t.Cleanup(func() { _ = syscall.Kill(-c.pid, syscall.SIGKILL) })
+	_, err := readToEnd(c)
+	derr := c.Diagnose(err)
+	var se *SSHError
+	if !errors.As(derr, &se) || se.Kind != ConnectionClosed || !strings.Contains(se.Stderr, "Connection closed by remote host") {
+		t.Fatalf("Diagnose: %v", derr)
+	}
+	select {
+	case <-c.stderrDone: // the reader stopped on the quiet pipe, not Diagnose on its bound
+	default:
+		t.Error("the stderr reader still waits for the grandchild")
 	}
 }

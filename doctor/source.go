@@ -44,7 +44,14 @@ func PolicyCheck(file string, zfs Exister) Check {
 		}
 		var out []Finding
 		for _, id := range p.Identities() {
-			flt, _ := p.Filter(id)
+			ident, _ := p.Identity(id)
+			if ident.Sink != nil {
+				out = append(out, sinkFinding(ctx, file, id, ident.Sink.Root, zfs))
+			}
+			if ident.Source == nil {
+				continue
+			}
+			flt := ident.Source
 			roots := flt.Roots()
 			if len(roots) == 1 && roots[0] == "" {
 				out = append(out, finding("policy", file, OK, fmt.Sprintf("identity %s may see every dataset of every pool (the bare \"<\")", id), ""))
@@ -78,6 +85,22 @@ func PolicyCheck(file string, zfs Exister) Check {
 		}
 		return out
 	}
+}
+
+// sinkFinding checks the pool of an identity's sink root: the root itself
+// is created by the first push.
+func sinkFinding(ctx context.Context, file, id, root string, zfs Exister) Finding {
+	pool, _, _ := strings.Cut(root, "/")
+	subject := fmt.Sprintf("%s (sink of identity %s)", root, id)
+	ok, err := zfs.Exists(ctx, pool)
+	switch {
+	case err != nil:
+		return finding("policy root", subject, Error, "cannot tell whether its pool exists: "+err.Error(), "check that zfs works on this host (zpool list)")
+	case !ok:
+		return finding("policy root", subject, Error, fmt.Sprintf("the pool %s does not exist on this host: every push to it fails", pool),
+			"correct the sink's root in "+file+", or import the pool")
+	}
+	return finding("policy", file, OK, fmt.Sprintf("identity %s may push under %s (its pool exists)", id, root), "")
 }
 
 // ParseServe parses the words after "serve" in a forced command as serve
@@ -183,7 +206,7 @@ func checkZrepLine(subject string, e *authkeys.Entry, policyFile string, parse P
 		bad(fmt.Sprintf("the forced command's policy %s is unusable, serve refuses every session: %v", cfg.PolicyFile, err), "correct the policy file or the path")
 		return out
 	}
-	if _, err := p.Filter(cfg.Identity); err != nil {
+	if _, err := p.Identity(cfg.Identity); err != nil {
 		bad(fmt.Sprintf("identity %q is not in the policy %s (it has %s): serve refuses every session", cfg.Identity, cfg.PolicyFile, strings.Join(p.Identities(), ", ")),
 			"add the identity to the policy, or correct --identity")
 		return out

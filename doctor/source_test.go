@@ -92,7 +92,7 @@ func dump(fs []Finding) string {
 
 func TestPolicyCheck(t *testing.T) {
 	dir := t.TempDir()
-	z := fakeZFS{"tank/data": nil, "tank/vm": nil}
+	z := fakeZFS{"tank": nil, "tank/data": nil, "tank/vm": nil}
 	for _, tt := range []struct {
 		name, policy string
 		sev          Severity
@@ -104,6 +104,8 @@ func TestPolicyCheck(t *testing.T) {
 		{"zfs fails", "identities:\n  b1:\n    datasets:\n      \"broken<\": true\n", Error, "cannot tell whether it exists: zfs: the daemon is not running"},
 		{"allows nothing", "identities:\n  b1:\n    datasets:\n      \"tank<\": false\n", Warning, "identity b1 may see nothing"},
 		{"every pool", "identities:\n  b1:\n    datasets:\n      \"<\": true\n", OK, `may see every dataset of every pool (the bare "<")`},
+		{"sink", "identities:\n  l1:\n    sink: {root: tank/pushed}\n", OK, "identity l1 may push under tank/pushed (its pool exists)"},
+		{"sink pool missing", "identities:\n  l1:\n    sink: {root: nopool/pushed}\n", Error, "the pool nopool does not exist on this host: every push to it fails"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := write(t, dir, "policy.yaml", tt.policy)

@@ -4,7 +4,8 @@
 // destroys, rolls back or receives anything on the source host.
 //
 // A dataset the policy denies is answered exactly like one that does not
-// exist (same code, same message), so a key cannot probe for names.
+// exist (same code, same message, and the same zfs commands before the
+// answer, so the same time), so a key cannot probe for names.
 package handlers
 
 import (
@@ -12,6 +13,7 @@ import (
 	"context"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/pkg/errors"
 	"go.uber.org/zap"
@@ -24,7 +26,9 @@ import (
 
 // ZFS is what the handlers need of the zfs package; tests substitute a fake.
 type ZFS interface {
-	ListDatasets(ctx context.Context) ([]zfs.Dataset, error)
+	// ListDatasets lists filesystems and volumes: all of them for root "",
+	// else root and below it (zfs.ErrNotFound if root does not exist).
+	ListDatasets(ctx context.Context, root string) ([]zfs.Dataset, error)
 	ListVersions(ctx context.Context, dataset string) ([]zfs.Version, error)
 	ListTree(ctx context.Context, root string) ([]zfs.DatasetVersions, error)
 	Send(ctx context.Context, o zfs.SendOptions) (io.ReadCloser, error)
@@ -58,13 +62,19 @@ func New(z ZFS, p Policy, log *zap.Logger) *Handlers {
 	return &Handlers{zfs: z, policy: p, log: log}
 }
 
-// Register adds every call of the endpoint to s.
-func (h *Handlers) Register(s *rpc.Server) error {
-	for name, fn := range map[string]any{
+// Methods returns every call of the endpoint by name, as rpc.Server.Register
+// takes them; a caller may wrap some before registering them.
+func (h *Handlers) Methods() map[string]any {
+	return map[string]any{
 		api.MethodListFilesystems: h.ListFilesystems,
 		api.MethodListVersions:    h.ListVersions,
 		api.MethodSend:            h.Send,
-	} {
+	}
+}
+
+// Register adds every call of the endpoint to s.
+func (h *Handlers) Register(s *rpc.Server) error {
+	for name, fn := range h.Methods() {
 		if err := s.Register(name, fn); err != nil {
 			return err
 		}
@@ -97,7 +107,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 			}
 		}
 	} else {
-		list, err := h.zfs.ListDatasets(ctx)
+		list, err := h.zfs.ListDatasets(ctx, "")
 		if err != nil {
 			return nil, nil, h.listFailed(err, "")
 		}
@@ -147,11 +157,28 @@ func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest
 }
 
 // versions validates dataset, applies the policy and lists its versions.
+//
+// A name the policy denies and one that does not exist must not only get
+// the same answer but take the same time, or timing would tell which
+// names the policy hides. So existence is decided first, for every name
+// below one of the policy's roots alike, from one listing of that root
+// (zfs runs the same command whichever name was asked about), and the
+// policy after it; only an allowed dataset that exists gets its versions
+// listed. A name below no root is denied whatever exists, and answered
+// without running zfs: that tells only where the roots are.
 func (h *Handlers) versions(ctx context.Context, dataset string) ([]zfs.Version, error) {
 	if err := zfs.ValidateDatasetName(dataset); err != nil {
 		return nil, invalid(err)
 	}
-	if !h.policy.Allows(dataset) {
+	root, ok := h.rootOf(dataset)
+	if !ok {
+		return nil, notFound(dataset)
+	}
+	exists, err := h.existsBelow(ctx, root, dataset)
+	if err != nil {
+		return nil, err
+	}
+	if !exists || !h.policy.Allows(dataset) {
 		return nil, notFound(dataset)
 	}
 	versions, err := h.zfs.ListVersions(ctx, dataset)
@@ -159,6 +186,35 @@ func (h *Handlers) versions(ctx context.Context, dataset string) ([]zfs.Version,
 		return nil, notFound(dataset)
 	}
 	return versions, errors.WithMessagef(err, "listing versions of %s", dataset)
+}
+
+// rootOf returns the policy root that dataset is or lies below, if any
+// (roots never lie below one another).
+func (h *Handlers) rootOf(dataset string) (string, bool) {
+	for _, root := range h.policy.Roots() {
+		if dataset == root || strings.HasPrefix(dataset, root+"/") {
+			return root, true
+		}
+	}
+	return "", false
+}
+
+// existsBelow reports whether dataset, which is root or below it, exists,
+// from a listing of root and everything below it.
+func (h *Handlers) existsBelow(ctx context.Context, root, dataset string) (bool, error) {
+	list, err := h.zfs.ListDatasets(ctx, root)
+	if errors.Is(err, zfs.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, h.listFailed(err, root)
+	}
+	for _, d := range list {
+		if d.Name == dataset {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListResponse, io.ReadCloser, error) {

@@ -124,12 +124,24 @@ func (f *fakeZFS) exists(dataset string) bool {
 	return false
 }
 
-func (f *fakeZFS) ListDatasets(ctx context.Context) ([]zfs.Dataset, error) {
-	f.record("ListDatasets", nil)
+func (f *fakeZFS) ListDatasets(ctx context.Context, root string) ([]zfs.Dataset, error) {
+	f.record("ListDatasets", root)
 	if f.listErr != nil {
 		return nil, f.listErr
 	}
-	return append([]zfs.Dataset(nil), f.datasets...), nil
+	if root == "" {
+		return append([]zfs.Dataset(nil), f.datasets...), nil
+	}
+	if !f.exists(root) {
+		return nil, fmt.Errorf("list %s: %w", root, zfs.ErrNotFound)
+	}
+	var out []zfs.Dataset
+	for _, d := range f.datasets {
+		if d.Name == root || strings.HasPrefix(d.Name, root+"/") {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeZFS) ListVersions(ctx context.Context, dataset string) ([]zfs.Version, error) {
@@ -468,7 +480,7 @@ func TestListFilesystems(t *testing.T) {
 				if !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("listed %v; want %v", got, tt.want)
 				}
-				wantCalls := []call{{"ListDatasets", nil}}
+				wantCalls := []call{{"ListDatasets", ""}}
 				if withVersions {
 					// One listing per policy root, and none outside them.
 					wantCalls = nil
@@ -565,15 +577,20 @@ func TestListVersions(t *testing.T) {
 		zfsCalls []call
 	}
 	tests := []tc{
-		{"allowed", "backup", "tank/data", "", "", []call{{"ListVersions", "tank/data"}}},
-		{"allowed below", "backup", "tank/data/a", "", "", []call{{"ListVersions", "tank/data/a"}}},
-		{"allowed no versions", "backup", "tank/data/a/b", "", "", []call{{"ListVersions", "tank/data/a/b"}}},
-		{"allowed exact", "backup", "tank/vm", "", "", []call{{"ListVersions", "tank/vm"}}},
-		{"allowed nonexistent", "backup", "tank/data/nope", rpc.CodeNotFound, notFound("tank/data/nope"), []call{{"ListVersions", "tank/data/nope"}}},
+		// Every name below a policy root is looked up in one listing of
+		// that root, then the policy decides; only an allowed dataset that
+		// exists has its versions listed.
+		{"allowed", "backup", "tank/data", "", "", []call{{"ListDatasets", "tank/data"}, {"ListVersions", "tank/data"}}},
+		{"allowed below", "backup", "tank/data/a", "", "", []call{{"ListDatasets", "tank/data"}, {"ListVersions", "tank/data/a"}}},
+		{"allowed no versions", "backup", "tank/data/a/b", "", "", []call{{"ListDatasets", "tank/data"}, {"ListVersions", "tank/data/a/b"}}},
+		{"allowed exact", "backup", "tank/vm", "", "", []call{{"ListDatasets", "tank/vm"}, {"ListVersions", "tank/vm"}}},
+		{"allowed nonexistent", "backup", "tank/data/nope", rpc.CodeNotFound, notFound("tank/data/nope"), []call{{"ListDatasets", "tank/data"}}},
+		// Below no root: denied whatever exists, without zfs.
 		{"denied sibling prefix", "backup", "tank/database", rpc.CodeNotFound, notFound("tank/database"), nil},
-		{"denied child", "backup", "tank/data/private", rpc.CodeNotFound, notFound("tank/data/private"), nil},
-		{"denied below child", "backup", "tank/data/private/x", rpc.CodeNotFound, notFound("tank/data/private/x"), nil},
-		{"denied below exact", "backup", "tank/vm/disk0", rpc.CodeNotFound, notFound("tank/vm/disk0"), nil},
+		// Below a root: the same listing as for a name that does not exist.
+		{"denied child", "backup", "tank/data/private", rpc.CodeNotFound, notFound("tank/data/private"), []call{{"ListDatasets", "tank/data"}}},
+		{"denied below child", "backup", "tank/data/private/x", rpc.CodeNotFound, notFound("tank/data/private/x"), []call{{"ListDatasets", "tank/data"}}},
+		{"denied below exact", "backup", "tank/vm/disk0", rpc.CodeNotFound, notFound("tank/vm/disk0"), []call{{"ListDatasets", "tank/vm"}}},
 		{"denied parent", "backup", "tank", rpc.CodeNotFound, notFound("tank"), nil},
 		{"denied other pool", "backup", "pool2/x", rpc.CodeNotFound, notFound("pool2/x"), nil},
 		{"denied nonexistent", "backup", "tank/nope", rpc.CodeNotFound, notFound("tank/nope"), nil},
@@ -620,6 +637,25 @@ func TestListVersionsZFSError(t *testing.T) {
 	}
 }
 
+// lookupCalls are the zfs calls that look dataset up for identity: one
+// listing of the policy root it is or lies below (none below no root),
+// then, for an allowed dataset that exists, its versions.
+func lookupCalls(t *testing.T, z *fakeZFS, identity, dataset string) []call {
+	t.Helper()
+	flt := policyFor(t, identity)
+	for _, root := range flt.Roots() {
+		if dataset != root && !strings.HasPrefix(dataset, root+"/") {
+			continue
+		}
+		calls := []call{{"ListDatasets", root}}
+		if flt.Allows(dataset) && z.exists(dataset) {
+			calls = append(calls, call{"ListVersions", dataset})
+		}
+		return calls
+	}
+	return nil
+}
+
 // probe is a way to ask about a dataset: the caller sees the error, and
 // nothing else.
 type probe struct {
@@ -655,6 +691,7 @@ func TestDeniedLooksNonexistent(t *testing.T) {
 					exist bool
 				}
 				var answers [][]byte
+				var calls [][]call
 				outcomes := []outcome{{"exists, denied", "backup", true}, {"absent, denied", "backup", false}, {"absent, allowed", "all", false}}
 				for _, o := range outcomes {
 					z := newFake()
@@ -685,11 +722,16 @@ func TestDeniedLooksNonexistent(t *testing.T) {
 					if s := z.sendCalls(); len(s) != 0 {
 						t.Errorf("%s: zfs send called: %v", o.what, s)
 					}
-					if o.ident == "backup" {
-						if calls := z.Calls(); len(calls) != 0 {
-							t.Errorf("%s: zfs calls %v for a denied dataset", o.what, calls)
+					for _, c := range z.Calls() {
+						if c.Method != "ListDatasets" || c.Arg == ds {
+							t.Errorf("%s: zfs call %v; want only listings of a policy root", o.what, c)
 						}
 					}
+					calls = append(calls, z.Calls())
+				}
+				// Denied and existing, or not existing: the same zfs calls.
+				if !reflect.DeepEqual(calls[0], calls[1]) {
+					t.Errorf("zfs calls %v for %s, %v for %s", calls[0], outcomes[0].what, calls[1], outcomes[1].what)
 				}
 				for i := 1; i < len(answers); i++ {
 					if !bytes.Equal(answers[i], answers[0]) {
@@ -765,7 +807,7 @@ func TestSend(t *testing.T) {
 			if resp.EstimatedBytes != z.estimate {
 				t.Errorf("response EstimatedBytes %d; want the dry run's %d", resp.EstimatedBytes, z.estimate)
 			}
-			wantCalls := []call{{"ListVersions", tt.req.Dataset}, {"EstimateSend", opts}, {"Send", opts}}
+			wantCalls := append(lookupCalls(t, z, "backup", tt.req.Dataset), call{"EstimateSend", opts}, call{"Send", opts})
 			if calls := z.Calls(); !reflect.DeepEqual(calls, wantCalls) {
 				t.Errorf("zfs calls %v; want %v", calls, wantCalls)
 			}
@@ -783,14 +825,14 @@ func TestSendRefused(t *testing.T) {
 		code     rpc.Code
 		message  string // exact; "" to skip
 		contains string // in the message; "" to skip
-		listed   bool   // ListVersions may be called (the dataset is allowed and the names valid)
+		listed   bool   // the names are valid, so the dataset is looked up (lookupCalls)
 	}
 	tests := []tc{
 		// Policy and existence.
-		{"denied sibling prefix", "backup", api.SendRequest{Dataset: "tank/database", To: "tank/database@s1"}, rpc.CodeNotFound, notFound("tank/database"), "", false},
-		{"denied child", "backup", api.SendRequest{Dataset: "tank/data/private", To: "tank/data/private@s1"}, rpc.CodeNotFound, notFound("tank/data/private"), "", false},
-		{"denied below exact", "backup", api.SendRequest{Dataset: "tank/vm/disk0", To: "tank/vm/disk0@d1"}, rpc.CodeNotFound, notFound("tank/vm/disk0"), "", false},
-		{"denied other pool", "backup", api.SendRequest{Dataset: "pool2/x", To: "pool2/x@p1"}, rpc.CodeNotFound, notFound("pool2/x"), "", false},
+		{"denied sibling prefix", "backup", api.SendRequest{Dataset: "tank/database", To: "tank/database@s1"}, rpc.CodeNotFound, notFound("tank/database"), "", true},
+		{"denied child", "backup", api.SendRequest{Dataset: "tank/data/private", To: "tank/data/private@s1"}, rpc.CodeNotFound, notFound("tank/data/private"), "", true},
+		{"denied below exact", "backup", api.SendRequest{Dataset: "tank/vm/disk0", To: "tank/vm/disk0@d1"}, rpc.CodeNotFound, notFound("tank/vm/disk0"), "", true},
+		{"denied other pool", "backup", api.SendRequest{Dataset: "pool2/x", To: "pool2/x@p1"}, rpc.CodeNotFound, notFound("pool2/x"), "", true},
 		{"allowed nonexistent dataset", "backup", api.SendRequest{Dataset: "tank/data/nope", To: "tank/data/nope@s1"}, rpc.CodeNotFound, notFound("tank/data/nope"), "", true},
 		{"to nonexistent", "backup", api.SendRequest{Dataset: "tank/data", To: "tank/data@nope"}, rpc.CodeNotFound, `"tank/data@nope" does not exist`, "", true},
 		{"from nonexistent", "backup", api.SendRequest{Dataset: "tank/data", To: "tank/data@s2", From: "tank/data@nope"}, rpc.CodeNotFound, `"tank/data@nope" does not exist`, "", true},
@@ -887,7 +929,7 @@ func TestSendRefused(t *testing.T) {
 			}
 			calls := z.Calls()
 			if tt.listed {
-				if want := []call{{"ListVersions", tt.req.Dataset}}; !reflect.DeepEqual(calls, want) {
+				if want := lookupCalls(t, z, tt.identity, tt.req.Dataset); !reflect.DeepEqual(calls, want) {
 					t.Errorf("zfs calls %v; want %v", calls, want)
 				}
 			} else if len(calls) != 0 {

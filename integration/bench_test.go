@@ -32,16 +32,20 @@ func TestBenchPull(t *testing.T) {
 
 	// Two keys: one forced into serve (for pull), one unrestricted (for the
 	// raw `ssh host zfs send` baseline and the bare handshake).
+	// A third key pushes into a sink on the same pools.
 	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte(fmt.Sprintf("identities:\n  bench:\n    datasets:\n      %q: true\n", src.Name+"<")), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte(fmt.Sprintf("identities:\n  bench:\n    datasets:\n      %q: true\n  pusher:\n    sink: {root: %s/push}\n", src.Name+"<", dst.Name)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pullKey, pullPub := testenv.NewClientKey(t, dir)
 	rawKey, rawPub := testenv.NewClientKey(t, dir)
+	pushKey, pushPub := testenv.NewClientKey(t, dir)
 	serve := fmt.Sprintf("%s serve --policy %s --identity bench --log-file %s", binary, policy, filepath.Join(dir, "serve.log"))
-	sshd := testenv.StartSSHD(t, fmt.Sprintf("restrict,command=%q %s\n%s\n", serve, pullPub, rawPub))
+	sink := fmt.Sprintf("%s serve --policy %s --identity pusher --lock-dir %s --log-file %s", binary, policy, dir, filepath.Join(dir, "sink.log"))
+	sshd := testenv.StartSSHD(t, fmt.Sprintf("restrict,command=%q %s\n%s\nrestrict,command=%q %s\n", serve, pullPub, rawPub, sink, pushPub))
 	user := currentUser(t)
 	pullFlags := sshFlags(user+"@127.0.0.1", sshd.Port, pullKey, sshd.SSHOptions())
+	pushFlags := sshFlags(user+"@127.0.0.1", sshd.Port, pushKey, sshd.SSHOptions())
 	rawSSH := []string{"-T", "-p", fmt.Sprint(sshd.Port), "-i", rawKey}
 	for _, o := range sshd.SSHOptions() {
 		rawSSH = append(rawSSH, "-o", o)
@@ -58,7 +62,7 @@ func TestBenchPull(t *testing.T) {
 	testenv.Run(t, "zfs", "create", "-o", "mountpoint=none", dst.Name+"/raw")
 	sizeMiB := float64(*benchSize)
 
-	var bestRaw, bestPull time.Duration
+	var bestRaw, bestPull, bestPush time.Duration
 	for round := 1; round <= 2; round++ {
 		rawTarget := dst.Name + "/raw/big"
 		d := timeIt(t, "sh", "-c", fmt.Sprintf("ssh %s zfs send %s | zfs recv %s", strings.Join(quoteAll(rawSSH), " "), big+"@s1", rawTarget))
@@ -68,8 +72,13 @@ func TestBenchPull(t *testing.T) {
 		p := timeIt(t, binary, args("pull", pullFlags, "--root", pullRoot, "--dataset", big)...)
 		sameSnapshots(t, big, pullRoot+"/"+big)
 		destroy(t, pullRoot+"/"+big)
-		report.printf("round %d: raw %s (%.0f MiB/s), pull %s (%.0f MiB/s)", round, d.Round(time.Millisecond), sizeMiB/d.Seconds(), p.Round(time.Millisecond), sizeMiB/p.Seconds())
-		bestRaw, bestPull = minDuration(bestRaw, d), minDuration(bestPull, p)
+		pushRoot := dst.Name + "/push"
+		q := timeIt(t, binary, args("push", pushFlags, "--dataset", big)...)
+		sameSnapshots(t, big, pushRoot+"/"+big)
+		destroy(t, pushRoot+"/"+big)
+		report.printf("round %d: raw %s (%.0f MiB/s), pull %s (%.0f MiB/s), push %s (%.0f MiB/s)", round, d.Round(time.Millisecond), sizeMiB/d.Seconds(),
+			p.Round(time.Millisecond), sizeMiB/p.Seconds(), q.Round(time.Millisecond), sizeMiB/q.Seconds())
+		bestRaw, bestPull, bestPush = minDuration(bestRaw, d), minDuration(bestPull, p), minDuration(bestPush, q)
 	}
 
 	// 2. A nothing-to-do pull over 200 datasets, next to a bare handshake.
@@ -108,6 +117,8 @@ func TestBenchPull(t *testing.T) {
 
 	report.printf("raw (ssh zfs send | zfs recv): %.0f MiB/s", sizeMiB/bestRaw.Seconds())
 	report.printf("pull:                          %.0f MiB/s", sizeMiB/bestPull.Seconds())
+	report.printf("push:                          %.0f MiB/s", sizeMiB/bestPush.Seconds())
+	report.printf("push/pull=%.2f", bestPull.Seconds()/bestPush.Seconds())
 	report.printf("ratio=%.2f", bestRaw.Seconds()/bestPull.Seconds())
 }
 

@@ -1192,3 +1192,55 @@ func TestEmbeddedSSHDHostKey(t *testing.T) {
 		t.Errorf("the unparsable host key was overwritten: %q", b)
 	}
 }
+
+// The sshd subcommand's limit flags reach the server: --max-startups,
+// --login-grace-time and --max-sessions (issue 8, finding 5).
+func TestEmbeddedSSHDLimitFlags(t *testing.T) {
+	f := newSSHDFixture(t)
+	key, pub := f.newKey(t)
+	f.writeKeys(t, f.forced("", f.zfs, pub))
+	dir, err := os.MkdirTemp(f.dir, "sshd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startSSHDProc(t, dir, f.ak, filepath.Join(dir, "host_key"), "--generate-host-key",
+		"--max-startups", "1", "--login-grace-time", "2s", "--max-sessions", "1")
+
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", p.addr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	start := time.Now()
+	pending := dial()
+	_ = pending.SetReadDeadline(time.Now().Add(60 * time.Second))
+	r := bufio.NewReader(pending)
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+		t.Fatalf("version line %q, %v", line, err)
+	}
+	refused := dial()
+	_ = refused.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if b, err := io.ReadAll(refused); err != nil || string(b) != "Exceeded MaxStartups\r\n" {
+		t.Errorf("a second connection not logged in read %q, %v; want the MaxStartups refusal", b, err)
+	}
+	if _, err := io.ReadAll(r); err != nil {
+		t.Fatalf("the pending connection was not closed: %v", err)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("the pending connection was closed after %v, before its 2 s grace time", took)
+	}
+
+	c := p.mustDial(t, key)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s2, err := c.NewSession(); err == nil {
+		_ = s2.Close()
+		t.Error("a second session opened with --max-sessions 1")
+	}
+}

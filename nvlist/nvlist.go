@@ -220,7 +220,7 @@ type Limits struct {
 }
 
 // Defaults of Limits. DefaultMaxDepth is the kernel's nvpair_max_recursion;
-// userland libnvpair allows maxDepthCap.
+// userland libnvpair allows 100, the most MaxDepth can be.
 const (
 	DefaultMaxDepth = 20
 	DefaultMaxPairs = 100000

@@ -11,9 +11,11 @@ import (
 
 // Pack encodes l as nvlist_pack would: native lists little-endian, XDR
 // with the zero bytes libnvpair leaves at the end for empty numeric
-// arrays. It refuses lists Unpack would refuse: values whose Go type does
-// not match their Type or that do not fit it, names or strings with a NUL,
-// duplicate names, unknown flags, and nesting beyond DefaultMaxDepth.
+// arrays. It refuses, with ErrInvalid, lists that Unpack or libnvpair
+// would refuse: values whose Go type does not match their Type or that do
+// not fit it, names or strings with a NUL, duplicate names, unknown flags,
+// nesting beyond DefaultMaxDepth, and XDR pairs over libnvpair's
+// NVS_XDR_MAX_LEN estimate (arrays of many short strings near the end).
 func Pack(l *List, enc Encoding) ([]byte, error) {
 	return pack(l, enc, false)
 }

@@ -158,3 +158,18 @@ func (f *Filter) belowAllowed(p string) bool {
 	}
 	return false
 }
+
+// Allow returns a Filter allowing exactly the datasets patterns name, in
+// the policy's syntax ("tank/data" one dataset, "tank/data<" it and every
+// dataset below it), and nothing else: a pushing host's --dataset list.
+func Allow(patterns []string) (*Filter, error) {
+	rules := make([]Rule, 0, len(patterns))
+	for i, key := range patterns {
+		pattern, subtree := strings.CutSuffix(key, "<")
+		if problem, _ := checkName(pattern); problem != "" {
+			return nil, fmt.Errorf("invalid dataset pattern %q: %s", key, problem)
+		}
+		rules = append(rules, Rule{Pattern: pattern, Subtree: subtree, Allow: true, Line: i + 1})
+	}
+	return newFilter(rules), nil
+}

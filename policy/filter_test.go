@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -269,5 +270,25 @@ func TestZreplFilterExamples(t *testing.T) {
 	flt, _ = denyAll.Filter("id")
 	if got := flt.Roots(); strings.Join(got, "|") != "tank/a" {
 		t.Errorf(`"<": false: Roots() = %q, want [tank/a]`, got)
+	}
+}
+
+func TestAllow(t *testing.T) {
+	f, err := Allow([]string{"tank/home<", "tank/vm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ds, want := range map[string]bool{"tank/home": true, "tank/home/u": true, "tank/homes": false, "tank/vm": true, "tank/vm/disk": false, "tank": false} {
+		if got := f.Allows(ds); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", ds, got, want)
+		}
+	}
+	if got := f.Roots(); !reflect.DeepEqual(got, []string{"tank/home", "tank/vm"}) {
+		t.Errorf("Roots() = %q", got)
+	}
+	for _, bad := range []string{"", "tank/a@s", "/etc", "tank/../x", "tank<a"} {
+		if _, err := Allow([]string{bad}); err == nil {
+			t.Errorf("Allow(%q) accepted", bad)
+		}
 	}
 }

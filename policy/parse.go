@@ -3,12 +3,15 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	pkgerrors "github.com/pkg/errors"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/zrep/zrep/internal/units"
 	"github.com/zrep/zrep/internal/yamlstrict"
 )
 
@@ -19,7 +22,7 @@ type parser struct {
 	yamlstrict.Parser
 }
 
-func parseYAML(data []byte, source string) (map[string]*Filter, error) {
+func parseYAML(data []byte, source string) (map[string]*Identity, error) {
 	p := parser{yamlstrict.Parser{Source: source}}
 	root, err := p.Document(data)
 	if errors.Is(err, yamlstrict.ErrEmpty) {
@@ -31,7 +34,8 @@ func parseYAML(data []byte, source string) (map[string]*Filter, error) {
 	return p.file(root)
 }
 
-func (p *parser) file(root *yaml.Node) (map[string]*Filter, error) {
+func (p *parser) file(root *yaml.Node) (map[string]*Identity, error) {
+	root = yamlstrict.Resolve(root)
 	if yamlstrict.IsNull(root) {
 		return nil, p.Errorf(nil, "no identities defined (empty document)")
 	}
@@ -52,13 +56,13 @@ func (p *parser) file(root *yaml.Node) (map[string]*Filter, error) {
 	if ids == nil {
 		return nil, p.Errorf(root, `no identities defined (missing key "identities")`)
 	}
-	if yamlstrict.IsNull(ids) || ids.Kind == yaml.MappingNode && len(ids.Content) == 0 {
+	if ids = yamlstrict.Resolve(ids); yamlstrict.IsNull(ids) || ids.Kind == yaml.MappingNode && len(ids.Content) == 0 {
 		return nil, p.Errorf(ids, "no identities defined")
 	}
 	if ids.Kind != yaml.MappingNode {
 		return nil, p.Errorf(ids, `"identities" must be a mapping of identity names, not %s`, yamlstrict.Describe(ids))
 	}
-	filters := make(map[string]*Filter)
+	identities := make(map[string]*Identity)
 	err = p.EachPair(ids, "", "identity", func(name string, k, v *yaml.Node) error {
 		if name == "" {
 			return p.Errorf(k, "empty identity name")
@@ -66,44 +70,62 @@ func (p *parser) file(root *yaml.Node) (map[string]*Filter, error) {
 		if strings.IndexFunc(name, unicode.IsControl) >= 0 {
 			return p.Errorf(k, "identity name %q contains a control character", name)
 		}
-		rules, err := p.identity(name, k, v)
+		id, err := p.identity(name, k, v)
 		if err != nil {
 			return err
 		}
-		filters[name] = newFilter(rules)
+		identities[name] = id
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return filters, nil
+	if err := p.checkSinkRoots(identities); err != nil {
+		return nil, err
+	}
+	return identities, nil
 }
 
-// identity parses the value of one identity: a mapping with the single key
-// "datasets", whose value maps patterns to booleans.
-func (p *parser) identity(name string, key, val *yaml.Node) ([]Rule, error) {
+// identity parses the value of one identity: a mapping with the key
+// "datasets" (a source: a map of patterns to booleans), the key "sink" (a
+// push target), or both.
+func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 	ctx := fmt.Sprintf("identity %q: ", name)
+	val = yamlstrict.Resolve(val)
 	if yamlstrict.IsNull(val) {
-		return nil, p.Errorf(key, "%sno datasets map", ctx)
+		return nil, p.Errorf(key, `%sneeds "datasets" (what it may pull) or "sink" (where it may push)`, ctx)
 	}
 	if val.Kind != yaml.MappingNode {
-		return nil, p.Errorf(val, `%smust be a mapping with the key "datasets", not %s`, ctx, yamlstrict.Describe(val))
+		return nil, p.Errorf(val, `%smust be a mapping with the keys "datasets" and/or "sink", not %s`, ctx, yamlstrict.Describe(val))
 	}
-	var dsKey, ds *yaml.Node
+	id := &Identity{Name: name}
 	err := p.EachPair(val, ctx, "key", func(k string, kn, vn *yaml.Node) error {
-		if k != "datasets" {
-			return p.Errorf(kn, `%sunknown key %q (the only key of an identity is "datasets")`, ctx, k)
+		var err error
+		switch k {
+		case "datasets":
+			var rules []Rule
+			if rules, err = p.datasets(ctx, kn, vn); err == nil {
+				id.Source = newFilter(rules)
+			}
+		case "sink":
+			id.Sink, err = p.sink(ctx, kn, vn)
+		default:
+			err = p.Errorf(kn, `%sunknown key %q (the keys of an identity are "datasets" and "sink")`, ctx, k)
 		}
-		dsKey, ds = kn, vn
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if ds == nil {
-		return nil, p.Errorf(key, "%sno datasets map", ctx)
+	if id.Source == nil && id.Sink == nil {
+		return nil, p.Errorf(key, `%sneeds "datasets" (what it may pull) or "sink" (where it may push)`, ctx)
 	}
-	if yamlstrict.IsNull(ds) {
+	return id, nil
+}
+
+// datasets parses an identity's datasets map of patterns to booleans.
+func (p *parser) datasets(ctx string, dsKey, ds *yaml.Node) ([]Rule, error) {
+	if ds = yamlstrict.Resolve(ds); yamlstrict.IsNull(ds) {
 		return nil, p.Errorf(dsKey, "%sno datasets map", ctx)
 	}
 	if ds.Kind != yaml.MappingNode {
@@ -113,7 +135,7 @@ func (p *parser) identity(name string, key, val *yaml.Node) ([]Rule, error) {
 		return nil, p.Errorf(dsKey, "%sdatasets map is empty", ctx)
 	}
 	var rules []Rule
-	err = p.EachPair(ds, ctx, "dataset pattern", func(k string, kn, vn *yaml.Node) error {
+	err := p.EachPair(ds, ctx, "dataset pattern", func(k string, kn, vn *yaml.Node) error {
 		r, err := p.rule(ctx, k, kn, vn)
 		rules = append(rules, r)
 		return err
@@ -122,6 +144,71 @@ func (p *parser) identity(name string, key, val *yaml.Node) ([]Rule, error) {
 		return nil, err
 	}
 	return rules, nil
+}
+
+// sink parses an identity's sink: {root: DATASET, quota: SIZE}.
+func (p *parser) sink(ctx string, key, val *yaml.Node) (*Sink, error) {
+	ctx += "sink: "
+	if val = yamlstrict.Resolve(val); val.Kind != yaml.MappingNode {
+		return nil, p.Errorf(val, `%smust be a mapping with the key "root" (and optionally "quota"), not %s`, ctx, yamlstrict.Describe(val))
+	}
+	s := &Sink{}
+	err := p.EachPair(val, ctx, "key", func(k string, kn, vn *yaml.Node) error {
+		if vn.Kind != yaml.ScalarNode || yamlstrict.IsNull(vn) {
+			return p.Errorf(vn, "%s%s must be a string, not %s", ctx, k, yamlstrict.Describe(vn))
+		}
+		switch k {
+		case "root":
+			if problem, _ := checkName(vn.Value); problem != "" {
+				return p.Errorf(vn, "%sroot %q is not a dataset name: %s", ctx, vn.Value, problem)
+			}
+			if !strings.Contains(vn.Value, "/") {
+				return p.Errorf(vn, "%sroot %q is a pool: give a dataset below it, such as %s/pushed", ctx, vn.Value, vn.Value)
+			}
+			s.Root, s.Line = vn.Value, vn.Line
+		case "quota":
+			q, err := units.ParseSize(vn.Value)
+			if err == nil && q == 0 {
+				err = pkgerrors.New("a quota of 0 would refuse every push; leave quota out for none")
+			}
+			if err != nil {
+				return p.Errorf(vn, "%squota: %v", ctx, err)
+			}
+			s.Quota = q
+		default:
+			return p.Errorf(kn, `%sunknown key %q (the keys of a sink are "root" and "quota")`, ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.Root == "" {
+		return nil, p.Errorf(key, `%sneeds "root": the dataset pushes are received under`, ctx)
+	}
+	return s, nil
+}
+
+// checkSinkRoots refuses sink roots inside one another: each identity's
+// pushes must stay apart from every other's.
+func (p *parser) checkSinkRoots(ids map[string]*Identity) error {
+	var sinks []*Identity
+	for _, id := range ids {
+		if id.Sink != nil {
+			sinks = append(sinks, id)
+		}
+	}
+	sort.Slice(sinks, func(i, j int) bool { return sinks[i].Sink.Line < sinks[j].Sink.Line })
+	for i, a := range sinks {
+		for _, b := range sinks[i+1:] {
+			ra, rb := a.Sink.Root, b.Sink.Root
+			if ra == rb || strings.HasPrefix(ra, rb+"/") || strings.HasPrefix(rb, ra+"/") {
+				return p.Errorf(&yaml.Node{Line: b.Sink.Line}, "identity %q: sink root %q overlaps identity %q's sink root %q (line %d): each identity's pushes must stay apart",
+					b.Name, rb, a.Name, ra, a.Sink.Line)
+			}
+		}
+	}
+	return nil
 }
 
 // rule parses one "pattern: bool" entry. The bare key "<" is the subtree

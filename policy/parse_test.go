@@ -35,16 +35,16 @@ var parseErrorTests = []struct {
 
 	// Unknown keys, at every level.
 	{"unknown top key", "identities:\n  a:\n    datasets: {x: true}\nidentity: {}\n", `policy.yaml:4: unknown key "identity" (the only top-level key is "identities")`},
-	{"unknown identity key", "identities:\n  backup1:\n    datasets: {x: true}\n    dataset: {y: true}\n", `policy.yaml:4: identity "backup1": unknown key "dataset" (the only key of an identity is "datasets")`},
+	{"unknown identity key", "identities:\n  backup1:\n    datasets: {x: true}\n    dataset: {y: true}\n", `policy.yaml:4: identity "backup1": unknown key "dataset" (the keys of an identity are "datasets" and "sink")`},
 	{"merge key", "identities:\n  backup1:\n    <<: {datasets: {x: true}}\n", `policy.yaml:3: identity "backup1": merge keys (<<) are not supported`},
 
 	// Identities without datasets.
-	{"identity null", "identities:\n  backup1:\n", `policy.yaml:2: identity "backup1": no datasets map`},
-	{"identity empty", "identities:\n  backup1: {}\n", `policy.yaml:2: identity "backup1": no datasets map`},
+	{"identity null", "identities:\n  backup1:\n", `policy.yaml:2: identity "backup1": needs "datasets" (what it may pull) or "sink" (where it may push)`},
+	{"identity empty", "identities:\n  backup1: {}\n", `policy.yaml:2: identity "backup1": needs "datasets" (what it may pull) or "sink" (where it may push)`},
 	{"datasets null", "identities:\n  backup1:\n    datasets:\n", `policy.yaml:3: identity "backup1": no datasets map`},
 	{"datasets empty", "identities:\n  backup1:\n    datasets: {}\n", `policy.yaml:3: identity "backup1": datasets map is empty`},
 	{"datasets list", "identities:\n  backup1:\n    datasets:\n      - tank<\n", `policy.yaml:4: identity "backup1": datasets must be a mapping of dataset patterns to true or false, not a sequence`},
-	{"identity scalar", "identities:\n  backup1: tank<\n", `policy.yaml:2: identity "backup1": must be a mapping with the key "datasets", not "tank<" (str)`},
+	{"identity scalar", "identities:\n  backup1: tank<\n", `policy.yaml:2: identity "backup1": must be a mapping with the keys "datasets" and/or "sink", not "tank<" (str)`},
 	{"empty identity name", "identities:\n  \"\": {datasets: {x: true}}\n", `policy.yaml:2: empty identity name`},
 	{"null identity name", "identities:\n  ~: {datasets: {x: true}}\n", `policy.yaml:2: identity must be a string, not null`},
 
@@ -80,6 +80,57 @@ var parseErrorTests = []struct {
 	{"non-ascii", ds(`tank/ü: true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "tank/ü": invalid character 'ü'`},
 	{"control", ds(`"tank/a\tb": true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "tank/a\tb": invalid character '\t'`},
 	{"sequence key", ds(`[tank]: true`), `policy.yaml:4: identity "backup1": dataset pattern must be a string, not a sequence`},
+
+	// Sinks.
+	{"sink without root", "identities:\n  l1:\n    sink: {quota: 1G}\n", `policy.yaml:3: identity "l1": sink: needs "root": the dataset pushes are received under`},
+	{"sink scalar", "identities:\n  l1:\n    sink: backup/l1\n", `policy.yaml:3: identity "l1": sink: must be a mapping with the key "root" (and optionally "quota"), not "backup/l1" (str)`},
+	{"sink root a pool", "identities:\n  l1:\n    sink: {root: backup}\n", `policy.yaml:3: identity "l1": sink: root "backup" is a pool: give a dataset below it, such as backup/pushed`},
+	{"sink root with a snapshot", "identities:\n  l1:\n    sink: {root: backup/l1@x}\n", `policy.yaml:3: identity "l1": sink: root "backup/l1@x" is not a dataset name: '@' (snapshot names are not datasets)`},
+	{"sink root with ..", "identities:\n  l1:\n    sink: {root: backup/../etc}\n", `policy.yaml:3: identity "l1": sink: root "backup/../etc" is not a dataset name: '.' or '..' component`},
+	{"sink root a map", "identities:\n  l1:\n    sink: {root: {a: b}}\n", `policy.yaml:3: identity "l1": sink: root must be a string, not a mapping`},
+	{"sink bad quota", "identities:\n  l1:\n    sink: {root: backup/l1, quota: lots}\n", `policy.yaml:3: identity "l1": sink: quota: size "lots": no number`},
+	{"sink zero quota", "identities:\n  l1:\n    sink: {root: backup/l1, quota: 0}\n", `policy.yaml:3: identity "l1": sink: quota: a quota of 0 would refuse every push; leave quota out for none`},
+	{"sink unknown key", "identities:\n  l1:\n    sink: {root: backup/l1, destroy: true}\n", `policy.yaml:3: identity "l1": sink: unknown key "destroy" (the keys of a sink are "root" and "quota")`},
+	{"sink roots nested", "identities:\n  l1:\n    sink: {root: backup/l}\n  l2:\n    sink: {root: backup/l/l2}\n", `policy.yaml:5: identity "l2": sink root "backup/l/l2" overlaps identity "l1"'s sink root "backup/l" (line 3): each identity's pushes must stay apart`},
+	{"sink roots equal", "identities:\n  l1:\n    sink: {root: backup/l}\n  l2:\n    sink: {root: backup/l}\n", `policy.yaml:5: identity "l2": sink root "backup/l" overlaps identity "l1"'s sink root "backup/l" (line 3): each identity's pushes must stay apart`},
+}
+
+// TestParseSinks: an identity may be a source, a sink, or both; Filter
+// refuses one that may only push.
+func TestParseSinks(t *testing.T) {
+	f := mustParse(t, `identities:
+  backup1:
+    datasets: {"tank<": true}
+  laptop1:
+    sink: {root: backup/laptops/laptop1, quota: 500G}
+  both:
+    datasets: {"tank/x": true}
+    sink: {root: backup/both}
+  siblings:
+    sink: {root: backup/laptops/laptop10}
+`)
+	for _, tt := range []struct {
+		name   string
+		source bool
+		sink   *Sink
+	}{
+		{"backup1", true, nil},
+		{"laptop1", false, &Sink{Root: "backup/laptops/laptop1", Quota: 500 << 30, Line: 5}},
+		{"both", true, &Sink{Root: "backup/both", Line: 8}},
+		{"siblings", false, &Sink{Root: "backup/laptops/laptop10", Line: 10}},
+	} {
+		id, err := f.Identity(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (id.Source != nil) != tt.source || !reflect.DeepEqual(id.Sink, tt.sink) {
+			t.Errorf("%s: source %v, sink %+v; want source %v, sink %+v", tt.name, id.Source != nil, id.Sink, tt.source, tt.sink)
+		}
+		_, err = f.Filter(tt.name)
+		if tt.source != (err == nil) || !tt.source && !errors.Is(err, ErrNoDatasets) {
+			t.Errorf("Filter(%s) = %v", tt.name, err)
+		}
+	}
 }
 
 func TestParseErrors(t *testing.T) {

@@ -1,10 +1,11 @@
 package replication
 
 import (
-	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/zrep/zrep/internal/units"
 )
 
 // EventType names an Event.
@@ -91,15 +92,4 @@ func (p *progressWriter) flush() {
 }
 
 // HumanBytes formats a byte count with a binary unit, e.g. "1.5 GiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func HumanBytes(n int64) string { return units.FormatSize(uint64(max(n, 0))) }

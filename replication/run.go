@@ -21,7 +21,8 @@ type Source interface {
 	Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error)
 }
 
-// Target is the local zfs received into; *zfs.ZFS implements it.
+// Target is the local zfs received into; *zfs.ZFS implements it. It can
+// only add: list, create unmounted parents and receive.
 type Target interface {
 	Features(ctx context.Context) (zfs.Features, error)
 	ListTree(ctx context.Context, root string) ([]zfs.DatasetVersions, error)
@@ -29,11 +30,19 @@ type Target interface {
 	Exists(ctx context.Context, name string) (bool, error)
 	CreatePlaceholder(ctx context.Context, dataset string) error
 	Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStream, error)
+}
+
+// Rollbacker is what a Target needs besides for Options.ForceRollback: a
+// puller's target has it, a sink's does not.
+type Rollbacker interface {
 	Rollback(ctx context.Context, snapshot string, destroyNewer bool) error
 	DestroySnapshot(ctx context.Context, snapshot string) error
 }
 
-var _ Target = (*zfs.ZFS)(nil)
+var (
+	_ Target     = (*zfs.ZFS)(nil)
+	_ Rollbacker = (*zfs.ZFS)(nil)
+)
 
 // Options configure a run.
 type Options struct {
@@ -100,6 +109,9 @@ func Run(ctx context.Context, src Source, dst Target, o Options) (*Summary, erro
 	if err := zfs.ValidateDatasetName(o.Root); err != nil {
 		return nil, errors.WithMessage(err, "--root")
 	}
+	if _, ok := dst.(Rollbacker); o.ForceRollback && !ok {
+		return nil, errors.New("this target cannot roll back or destroy: --force-rollback is not available")
+	}
 	plans, early, err := r.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -161,8 +173,8 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	for i := range tree {
 		r.local[tree[i].Name] = &tree[i]
 	}
+	remote, early := checkListing(remote)
 	selected, missing := selectDatasets(remote, r.o.Datasets)
-	var early []Result
 	for _, name := range missing {
 		early = append(early, Result{Dataset: name, Target: r.targetName(name), Outcome: OutcomeFailed,
 			Error: "not on the source: it does not exist, or this key may not see it"})
@@ -256,13 +268,13 @@ func (r *runner) replicate(ctx context.Context, p DatasetPlan, res *Result) erro
 	}
 	if p.RollbackTo != "" {
 		r.log.Warn("rolling back the diverged target", zap.String("target", p.Target), zap.String("to", p.RollbackTo))
-		if err := r.dst.Rollback(ctx, p.RollbackTo, true); err != nil {
+		if err := r.dst.(Rollbacker).Rollback(ctx, p.RollbackTo, true); err != nil {
 			return errors.WithMessagef(err, "rolling %s back to %s", p.Target, short(p.RollbackTo))
 		}
 	}
 	for _, snap := range p.DestroySnapshots {
 		r.log.Warn("destroying a snapshot the source does not have", zap.String("snapshot", snap))
-		if err := r.dst.DestroySnapshot(ctx, snap); err != nil {
+		if err := r.dst.(Rollbacker).DestroySnapshot(ctx, snap); err != nil {
 			return errors.WithMessagef(err, "destroying %s", snap)
 		}
 	}
@@ -360,17 +372,35 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	case isRefusal(err):
 		recv.Abort()
 		return n, refused(err, recv.started())
+	case received(err):
+		recv.Abort()
+		return n, errors.WithMessagef(receiveFailed(err), "zfs receive failed after %s; %s", HumanBytes(n), cutLeaves(step))
 	case err != nil:
 		recv.Abort()
 		return n, errors.WithMessagef(err, "stream cut after %s; %s", HumanBytes(n), cutLeaves(step))
 	}
 	if err := recv.Close(); err != nil {
-		return n, err
+		return n, receiveFailed(err)
 	}
 	pw.flush()
 	r.emit(Event{Type: EventStepDone, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 		Bytes: n, BytesPerSecond: rate(n, time.Since(start)), Duration: time.Since(start)})
 	return n, nil
+}
+
+// received reports whether a failed copy failed on zfs receive's side: it
+// exited while the stream was still coming.
+func received(err error) bool {
+	var ce *zfs.CommandError
+	return errors.As(err, &ce)
+}
+
+// receiveFailed adds what an operator can do to a failed zfs receive.
+func receiveFailed(err error) error {
+	if errors.Is(err, zfs.ErrNoSpace) {
+		return errors.WithMessage(err, "the target pool, or a quota on the target or its parents, is full")
+	}
+	return err
 }
 
 // cutLeaves says what a cut stream leaves on the target. zfs receives

@@ -193,6 +193,7 @@ type fakeTarget struct {
 	ds       map[string]*fakeDataset
 	txg      uint64
 	closeErr map[string]error  // target dataset -> what Close (zfs recv) fails with
+	writeErr map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
 	mangle   map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop     map[string]bool   // received snapshot (full name) not recorded
 	calls    []string
@@ -203,7 +204,7 @@ type fakeTarget struct {
 // snapshots (pool included: "backup": nil).
 func newFakeTarget(datasets map[string][]zfs.Version) *fakeTarget {
 	t := &fakeTarget{features: zfs.Features{RecvUnmounted: true}, ds: map[string]*fakeDataset{}, txg: 1000,
-		closeErr: map[string]error{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
+		closeErr: map[string]error{}, writeErr: map[string]error{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
 	for name, snaps := range datasets {
 		t.ds[name] = &fakeDataset{snaps: append([]zfs.Version(nil), snaps...)}
 	}
@@ -462,6 +463,9 @@ type fakeRecv struct {
 func (r *fakeRecv) Write(p []byte) (int, error) {
 	if r.closed > 0 || r.aborted > 0 {
 		return 0, errors.New("fake recv: write after Close or Abort")
+	}
+	if err := r.t.writeErr[r.opts.Target]; err != nil {
+		return 0, err
 	}
 	return r.buf.Write(p)
 }
@@ -747,6 +751,18 @@ func TestRun(t *testing.T) {
 			},
 		},
 		{
+			name:   "zfs recv runs out of space: the error says what is full",
+			source: []api.Filesystem{fsys("tank/a", a1, a2)},
+			target: map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil, ta: {tsnap(ta, "s1", 11, 5)}},
+			setup: func(src *fakeSource, dst *fakeTarget) {
+				dst.writeErr[ta] = &zfs.CommandError{Args: []string{"receive", ta}, ExitCode: 1, Stderr: "cannot receive incremental stream: out of space"}
+			},
+			results: []wantResult{{dataset: "tank/a", outcome: OutcomeFailed, errs: []string{
+				"zfs receive failed after", "out of space", "the target pool, or a quota on the target or its parents, is full"}}},
+			sends: []string{"tank/a @s1=11 -i @s2=12"},
+			after: []string{"backup:", "backup/host1:", "backup/host1/tank:", "backup/host1/tank/a: s1=11"},
+		},
+		{
 			name:   "verification: the target records another guid",
 			source: []api.Filesystem{fsys("tank/a", a1, a2, a3)},
 			target: map[string][]zfs.Version{"backup": nil},
@@ -916,9 +932,10 @@ func TestRun(t *testing.T) {
 				}
 			}
 
-			// Bytes are what the source's streams delivered.
+			// Bytes are what the source's streams delivered to zfs receive:
+			// all of it, unless the receive failed first.
 			for _, r := range sum.Results {
-				if want := src.served(r.Dataset); r.Bytes != want {
+				if want := src.served(r.Dataset); r.Bytes != want && (r.Outcome != OutcomeFailed || r.Bytes > want) {
 					t.Errorf("%s: Bytes = %d, the source delivered %d", r.Dataset, r.Bytes, want)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/pkg/errors"
 
+	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
 )
@@ -124,4 +125,43 @@ func (l *lazyReceive) Close() error {
 		return errors.New("the source sent an empty stream")
 	}
 	return l.in.Close()
+}
+
+// checkListing keeps the source's datasets whose names, types and versions
+// are well-formed, and fails the others: a source (or a pusher) names what
+// it has, and a name that is not a plain dataset name, or a version that is
+// not of its dataset, must never reach a target's name or zfs.
+func checkListing(remote []api.Filesystem) ([]api.Filesystem, []Result) {
+	var ok []api.Filesystem
+	var bad []Result
+	for _, fs := range remote {
+		if err := checkFilesystem(fs); err != nil {
+			bad = append(bad, Result{Dataset: fs.Name, Outcome: OutcomeFailed,
+				Error: "the source listed it wrongly, and it was skipped: " + err.Error()})
+			continue
+		}
+		ok = append(ok, fs)
+	}
+	return ok, bad
+}
+
+func checkFilesystem(fs api.Filesystem) error {
+	if err := zfs.ValidateDatasetName(fs.Name); err != nil {
+		return err
+	}
+	if fs.Type != string(zfs.Filesystem) && fs.Type != string(zfs.Volume) {
+		return errors.Errorf("%s has type %q, neither filesystem nor volume", fs.Name, fs.Type)
+	}
+	for _, v := range fs.Versions {
+		ds, sep, _, err := zfs.SplitVersion(v.Name)
+		switch {
+		case err != nil:
+			return err
+		case ds != fs.Name:
+			return errors.Errorf("version %q listed under %s", v.Name, fs.Name)
+		case sep == '@' && v.Type != api.TypeSnapshot, sep == '#' && v.Type != api.TypeBookmark:
+			return errors.Errorf("version %q listed as a %s", v.Name, v.Type)
+		}
+	}
+	return nil
 }

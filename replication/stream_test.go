@@ -154,3 +154,44 @@ func TestExcludedProps(t *testing.T) {
 		})
 	}
 }
+
+// TestRunSkipsBadlyListedDatasets: names a source (or a pusher) reports
+// that are not plain dataset names, and versions that are not of their
+// dataset, never reach a target's name or zfs.
+func TestRunSkipsBadlyListedDatasets(t *testing.T) {
+	good := fsys("tank/a", snap("tank/a", "s1", 11, 10))
+	bad := []api.Filesystem{
+		{Name: "tank/../etc", Type: "filesystem"},
+		{Name: "/etc", Type: "filesystem"},
+		{Name: "tank/x@y", Type: "filesystem"},
+		{Name: "tank/b", Type: "snapshot"},
+		fsys("tank/c", snap("tank/other", "s1", 1, 1)),
+		fsys("tank/d", api.Version{Name: "tank/d#s1", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1}),
+		fsys("tank/e", api.Version{Name: "tank/e@x/y", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1}),
+	}
+	src := newFakeSource(append([]api.Filesystem{good}, bad...)...)
+	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil})
+	sum, err := Run(context.Background(), src, dst, Options{Root: runRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Results) != len(bad)+1 || sum.Failed != len(bad) {
+		t.Fatalf("results %+v", sum.Results)
+	}
+	for _, r := range sum.Results {
+		if r.Dataset == "tank/a" {
+			if r.Outcome != OutcomeReplicated {
+				t.Errorf("tank/a: %s %s", r.Outcome, r.Error)
+			}
+			continue
+		}
+		if r.Outcome != OutcomeFailed || !strings.Contains(r.Error, "listed it wrongly") || r.Target != "" {
+			t.Errorf("%q: %s, target %q: %s", r.Dataset, r.Outcome, r.Target, r.Error)
+		}
+	}
+	for _, req := range src.sends {
+		if req.Dataset != "tank/a" {
+			t.Errorf("sent %s", req.Dataset)
+		}
+	}
+}

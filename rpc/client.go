@@ -19,20 +19,15 @@ type Client struct {
 	closeErr  error
 }
 
-// NewClient performs the handshake over rwc and returns a Client. The
-// Client owns rwc from then on and closes it in Close. ctx bounds the handshake only.
+// NewClient performs the handshake over rwc as the side that connects and
+// makes the calls, and returns a Client. The Client owns rwc from then on
+// and closes it in Close. ctx bounds the handshake only.
 func NewClient(ctx context.Context, rwc io.ReadWriteCloser, cfg Config) (*Client, error) {
-	if err := cfg.Validate(); err != nil {
-		_ = rwc.Close()
+	s, err := Initiate(ctx, rwc, cfg, false)
+	if err != nil {
 		return nil, err
 	}
-	c := newConn(rwc, cfg.withDefaults(), roleClient)
-	if err := c.handshake(ctx); err != nil {
-		return nil, err
-	}
-	go c.readLoop()
-	go c.controlLoop()
-	return &Client{c: c, slot: make(chan struct{}, 1)}, nil
+	return s.Client()
 }
 
 // PeerSoftware is the software version the server announced.

@@ -137,10 +137,10 @@ func (c *conn) dataBufferSize() int {
 	return size
 }
 
-func newConn(rwc io.ReadWriteCloser, cfg Config, r role) *conn {
+// newConn wraps rwc; its role is settled by the handshake.
+func newConn(rwc io.ReadWriteCloser, cfg Config) *conn {
 	c := &conn{
 		cfg:    cfg,
-		role:   r,
 		log:    cfg.Logger,
 		rwc:    rwc,
 		events: make(chan event, dataBuffers+4),

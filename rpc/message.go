@@ -28,9 +28,12 @@ type responseHeader struct {
 
 // --- handshake ---------------------------------------------------------------
 
-// handshake exchanges HELLO frames: the client speaks first, the server
-// answers even when the versions differ, so both sides can report the mismatch.
-func (c *conn) handshake(ctx context.Context) error {
+// handshake exchanges HELLO frames: the initiator speaks first, the
+// acceptor answers even when the versions differ, so both sides can report
+// the mismatch. The initiator asks to serve calls (a push) with
+// helloInverted; the acceptor takes the other role and echoes the flag.
+// Roles are settled when handshake returns.
+func (c *conn) handshake(ctx context.Context, initiator, serve bool) error {
 	timer := time.AfterFunc(c.cfg.HandshakeTimeout, func() {
 		c.fail(errors.Wrapf(ErrHandshake, "no HELLO from the peer within %s", c.cfg.HandshakeTimeout))
 	})
@@ -38,7 +41,7 @@ func (c *conn) handshake(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { c.fail(ctx.Err()) })
 	defer stop()
 
-	err := c.exchangeHellos()
+	err := c.exchangeHellos(initiator, serve)
 	if ferr := c.failed(); ferr != nil {
 		return ferr // a timeout or cancellation caused the I/O error
 	}
@@ -52,9 +55,13 @@ func (c *conn) handshake(ctx context.Context) error {
 	return nil
 }
 
-func (c *conn) exchangeHellos() error {
-	if c.role == roleClient {
-		if err := c.writeHello(); err != nil {
+func (c *conn) exchangeHellos(initiator, serve bool) error {
+	var flags uint16
+	if initiator {
+		if serve {
+			flags = helloInverted
+		}
+		if err := c.writeHello(flags); err != nil {
 			return err
 		}
 	}
@@ -62,8 +69,9 @@ func (c *conn) exchangeHellos() error {
 	if err != nil {
 		return err
 	}
-	if c.role == roleServer {
-		if err := c.writeHello(); err != nil {
+	if !initiator {
+		flags = peer.Flags & helloInverted
+		if err := c.writeHello(flags); err != nil {
 			return err
 		}
 	}
@@ -73,13 +81,22 @@ func (c *conn) exchangeHellos() error {
 	if err := peer.checkLimits(); err != nil {
 		return err
 	}
+	if peer.Flags != flags {
+		return protocolErrorf("the peer answered a HELLO with flags %#04x with flags %#04x", flags, peer.Flags)
+	}
+	inverted := flags&helloInverted != 0
+	c.role = roleClient
+	if initiator == inverted {
+		c.role = roleServer
+	}
 	c.peer = peer
 	return nil
 }
 
-func (c *conn) writeHello() error {
+func (c *conn) writeHello(flags uint16) error {
 	h := hello{
 		Version:         ProtocolVersion,
+		Flags:           flags,
 		MaxFramePayload: uint32(c.cfg.MaxFramePayload),
 		MaxHeaderBytes:  uint32(c.cfg.MaxHeaderBytes),
 		Software:        c.cfg.SoftwareVersion,

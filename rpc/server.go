@@ -120,7 +120,13 @@ func (s *Server) Methods() []string {
 	return names
 }
 
-// ServeConn runs one session over rwc until it ends, and closes rwc.
+// ErrPushRefused is returned by ServeConn when the peer asked to serve
+// calls itself (a push) to an endpoint that only serves.
+var ErrPushRefused = errors.New("the peer asked to push to an endpoint that only serves")
+
+// ServeConn runs one session over rwc, as the side connected to, until it
+// ends, and closes rwc. A peer that asks to serve calls itself (a push) is
+// refused (ErrPushRefused); see Accept for endpoints that take pushes.
 //
 // It returns nil after an orderly close by the client; an error wrapping
 // ErrPeerGone when the client vanished without closing; ErrIdleTimeout
@@ -128,18 +134,34 @@ func (s *Server) Methods() []string {
 // ErrHandshake-wrapped error for a peer that broke the protocol; and the
 // context's error when ctx was canceled (the client is sent CLOSE first).
 func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
-	c := newConn(rwc, s.cfg, roleServer)
-	defer c.fail(ErrClosed)
-	if err := c.handshake(ctx); err != nil {
+	sess, err := Accept(ctx, rwc, s.cfg)
+	if err != nil {
 		return err
 	}
-	c.expect.Store(true)
-	go c.readLoop()
-	go c.controlLoop()
+	if !sess.Serves() {
+		_ = sess.Refuse("this endpoint serves calls and takes no pushes")
+		return ErrPushRefused
+	}
+	return s.Serve(ctx, sess)
+}
+
+// Serve runs a session in which this side serves calls until it ends, and
+// closes its stream; it returns what ServeConn returns. A session in which
+// this side makes the calls is an error.
+func (s *Server) Serve(ctx context.Context, sess *Session) error {
+	if err := sess.take(); err != nil {
+		return err
+	}
+	c := sess.c
+	defer c.fail(ErrClosed)
+	if !sess.Serves() {
+		return errors.New("rpc session: this side makes calls, it cannot serve them")
+	}
+	c.start()
 	// On shutdown a call may be stuck writing to a client that does not
 	// read; CloseTimeout after the context ends, the session ends anyway.
 	stopShutdown := context.AfterFunc(ctx, func() {
-		time.AfterFunc(s.cfg.CloseTimeout, func() {
+		time.AfterFunc(c.cfg.CloseTimeout, func() {
 			c.fail(errors.Wrap(context.Cause(ctx), "server shutting down"))
 		})
 	})
@@ -149,7 +171,7 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 		ev, err := c.next(ctx, waitRequest)
 		switch {
 		case err == ErrIdleTimeout:
-			reason := fmt.Sprintf("idle timeout: no request for %s", s.cfg.IdleTimeout)
+			reason := fmt.Sprintf("idle timeout: no request for %s", c.cfg.IdleTimeout)
 			_ = c.closeSession(reason)
 			return errors.Wrap(ErrIdleTimeout, reason)
 		case err != nil && ctx.Err() != nil && c.failed() == nil:

@@ -80,7 +80,8 @@ func TestMalformedInput(t *testing.T) {
 		{"EOF before HELLO", nil, "waiting for the peer's HELLO", ErrPeerGone},
 		{"shell banner instead of HELLO", []byte("Welcome to Debian GNU/Linux\n"), `sent "Welcome to Debian GNU/Linux\n"`, ErrHandshake},
 		{"HELLO with a bad magic", rawFrame(FrameHello, 0, append([]byte("ZRAP"), make([]byte, 12)...)), "magic", ErrHandshake},
-		{"HELLO of another version", rawHello(2), "speaks version 2", ErrHandshake},
+		{"HELLO of another version", rawHello(1), "speaks version 1", ErrHandshake},
+		{"HELLO with unknown flags", helloFlags(2), "unknown flags 0x0002", ErrHandshake},
 		{"HELLO with an absurd frame limit", rawFrame(FrameHello, 0, helloWithLimits(1, 1<<20)), "frame payload limit of 1", nil},
 		{"unknown frame type", cat(hello, rawFrame(0x7f, 0, nil)), "unknown frame type 0x7f", nil},
 		{"length over the bound", cat(hello, []byte{byte(FrameData), 0, 0, 0, 0x00, 0x20, 0x00, 0x00}), "DATA frame payload of 2097152 bytes exceeds the limit of 1048576", nil},
@@ -255,4 +256,9 @@ func TestClientRejectsBadResponses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// helloFlags is a HELLO frame of this version with the given flags.
+func helloFlags(flags uint16) []byte {
+	return rawFrame(FrameHello, 0, hello{Version: ProtocolVersion, Flags: flags, MaxFramePayload: 1 << 20, MaxHeaderBytes: 1 << 20, Software: "raw"}.appendTo(nil))
 }

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/pkg/errors"
@@ -22,14 +23,24 @@ type ServeConfig struct {
 	PolicyFile string // --policy
 	Identity   string // --identity
 	ZFSBin     string // --zfs-bin; "" means "zfs"
+	LockDir    string // --lock-dir: where a sink's lock files go; "" means the default
 }
 
-// Endpoint is everything needed to serve one identity: its policy and the
-// zfs to serve from.
+// Endpoint is everything needed to serve one identity: what it may pull
+// (its dataset policy and the zfs to serve from) and where it may push.
 type Endpoint struct {
 	Identity string
-	Policy   handlers.Policy
-	ZFS      handlers.ZFS
+	// Policy decides which datasets the identity may pull; nil when it may
+	// only push.
+	Policy handlers.Policy
+	ZFS    handlers.ZFS
+	// SinkPolicy is the identity's sink from the policy file; nil when it
+	// may not push.
+	SinkPolicy *policy.Sink
+	// Sink receives a push: a session in which the peer serves and this
+	// side makes the calls. The caller wires it (package sink) for an
+	// identity with a SinkPolicy; nil refuses pushes.
+	Sink func(ctx context.Context, sess *rpc.Session) error
 	// RPC configures sessions; its Logger and SoftwareVersion are filled in
 	// by Serve when empty.
 	RPC rpc.Config
@@ -46,20 +57,29 @@ func NewEndpoint(cfg ServeConfig, log *zap.Logger) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter, err := file.Filter(cfg.Identity)
+	id, err := file.Identity(cfg.Identity)
 	if err != nil {
 		return nil, err
 	}
-	return &Endpoint{
-		Identity: cfg.Identity,
-		Policy:   filter,
-		ZFS:      zfs.New(&zfs.CLI{Bin: cfg.ZFSBin}),
-		Log:      log,
-	}, nil
+	e := &Endpoint{
+		Identity:   cfg.Identity,
+		ZFS:        zfs.New(&zfs.CLI{Bin: cfg.ZFSBin}),
+		SinkPolicy: id.Sink,
+		Log:        log,
+	}
+	if id.Source != nil { // a nil *Filter in the interface would not be nil
+		e.Policy = id.Source
+	}
+	return e, nil
 }
 
-// Serve runs one session over rwc until it ends, and closes rwc. It returns
-// nil after the client closed the session in order (see rpc.Server.ServeConn).
+// ErrRefused is returned by Serve when the peer wanted what the identity
+// may not do: pull from a push-only identity, or push without a sink.
+var ErrRefused = errors.New("session refused")
+
+// Serve runs one session over rwc until it ends, and closes rwc: the
+// source endpoint for a puller, or the sink for a pusher. It returns nil
+// after the client closed the session in order (see rpc.Server.Serve).
 func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version string) error {
 	log := e.Log
 	if log == nil {
@@ -72,14 +92,34 @@ func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version st
 	if cfg.SoftwareVersion == "" {
 		cfg.SoftwareVersion = version
 	}
+	sess, err := rpc.Accept(ctx, rwc, cfg)
+	if err != nil {
+		return err
+	}
+	if !sess.Serves() {
+		if e.Sink == nil {
+			return refuse(sess, fmt.Sprintf("identity %q has no sink in the policy: it cannot push", e.Identity))
+		}
+		log.Info("push: receiving", zap.String("root", e.SinkPolicy.Root))
+		return e.Sink(ctx, sess)
+	}
+	if e.Policy == nil {
+		return refuse(sess, fmt.Sprintf("identity %q may only push (it has a sink and no datasets): use zrep-stdinserver push", e.Identity))
+	}
 	srv, err := rpc.NewServer(cfg)
 	if err != nil {
-		_ = rwc.Close()
+		_ = sess.Refuse("server error")
 		return err
 	}
 	if err := handlers.New(e.ZFS, e.Policy, log.Named("handlers")).Register(srv); err != nil {
-		_ = rwc.Close()
+		_ = sess.Refuse("server error")
 		return err
 	}
-	return srv.ServeConn(ctx, rwc)
+	return srv.Serve(ctx, sess)
+}
+
+// refuse ends sess telling the peer why, and returns the same words.
+func refuse(sess *rpc.Session, reason string) error {
+	_ = sess.Refuse(reason)
+	return errors.Wrap(ErrRefused, reason)
 }

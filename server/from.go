@@ -1,46 +1,62 @@
 package server
 
 import (
+	"math"
 	"net"
+	"net/netip"
 	"path"
-	"strconv"
 	"strings"
+
+	"github.com/zrep/zrep/internal/cparse"
 )
 
-// addrChars are the characters of an address or CIDR element; an element
-// made of anything else is a wildcard pattern only (as in sshd's addrmatch.c).
-const addrChars = "0123456789abcdefABCDEF.:/"
+// maxAddrLen is the size of sshd's buffer for an element of from= read as
+// an address (addr_pton_cidr's addrbuf): a longer element is a wildcard
+// pattern only.
+const maxAddrLen = 64
 
 // fromAllows applies an authorized_keys from="..." pattern list to the
-// client's address the way sshd does with UseDNS off (its default). Each
+// client's address the way sshd does with UseDNS off (its default;
+// match_host_and_ip in match.c, addr_match_list in addrmatch.c). Each
 // comma-separated element is a wildcard pattern (* and ?) matched against
-// the address as text, and, when it is written as one, an address or CIDR
+// the address as text, and, when sshd reads it as one, an address or CIDR
 // block of the client's family. An element starting with '!' refuses on a
 // match, and any such match wins. An element sshd calls invalid — empty, a
 // bare '!', a CIDR with host bits set or a mask too long for its family —
 // refuses the key outright, as sshd does. An empty list allows every
 // address. Host names never match, as under sshd without DNS.
+//
+// Addresses are read as sshd reads them on glibc: IPv4 with inet_aton
+// ("127.1", "0177.0.0.1", "0x7f.1" and "2130706433" are 127.0.0.1), not
+// refused as Go's parser would, since a negated entry sshd honours must
+// not be ignored here. Where sshd versions read an element differently,
+// or where the embedded server cannot follow sshd, fromAllows refuses the
+// key, so that it is never looser than sshd; see parseNetwork.
 func fromAllows(patterns string, addr net.Addr) bool {
 	if patterns == "" {
 		return true
 	}
-	ip := clientIP(addr)
-	if ip == nil {
+	ip, ok := clientIP(addr)
+	if !ok {
 		return false
 	}
 	text := ip.String()
 	allowed := false
 	for _, p := range strings.Split(patterns, ",") {
 		negated := strings.HasPrefix(p, "!")
-		p = strings.ToLower(strings.TrimPrefix(p, "!"))
+		p = strings.TrimPrefix(p, "!")
 		if p == "" {
 			return false
 		}
-		match, valid := addrMatches(p, ip)
+		network, isAddr, valid := parseNetwork(p)
 		if !valid {
 			return false
 		}
-		if !match && !wildcardMatches(p, text) {
+		// sshd's address match families never match each other: an IPv6
+		// network (::ffff:a.b.c.d/n included) says nothing about an IPv4
+		// client.
+		match := isAddr && network.Addr().Is4() == ip.Is4() && network.Contains(ip)
+		if !match && !wildcardMatches(strings.ToLower(p), text) {
 			continue
 		}
 		if negated {
@@ -52,63 +68,73 @@ func fromAllows(patterns string, addr net.Addr) bool {
 }
 
 // clientIP is the client's address, IPv4-mapped IPv6 addresses as IPv4
-// (sshd normalises them too); nil if addr holds no IP.
-func clientIP(addr net.Addr) net.IP {
-	var ip net.IP
+// (sshd normalises them too). ok is false if addr holds no IP, or holds
+// one with an IPv6 zone: sshd compares the zone's interface index too,
+// which the embedded server does not model, so such a client is refused
+// whenever from= is present.
+func clientIP(addr net.Addr) (netip.Addr, bool) {
+	var ip netip.Addr
 	if a, ok := addr.(*net.TCPAddr); ok {
-		ip = a.IP
+		if a.Zone != "" {
+			return netip.Addr{}, false
+		}
+		ip, _ = netip.AddrFromSlice(a.IP)
 	} else if host, _, err := net.SplitHostPort(addr.String()); err == nil {
-		ip = net.ParseIP(host)
+		ip, _ = netip.ParseAddr(host)
 	}
-	if v4 := ip.To4(); v4 != nil {
-		return v4
+	if !ip.IsValid() || ip.Zone() != "" {
+		return netip.Addr{}, false
 	}
-	return ip
+	return ip.Unmap(), true
 }
 
-// addrMatches matches an element written as an address or CIDR block
-// against ip. valid is false for what sshd rejects as invalid criteria.
-// Elements that do not parse as an address are no match, and valid.
-func addrMatches(p string, ip net.IP) (match, valid bool) {
-	if strings.Trim(p, addrChars) != "" {
-		return false, true
+// parseNetwork reads an element (without its '!') as sshd's
+// addr_pton_cidr does: an address as getaddrinfo(AI_NUMERICHOST) reads it
+// on glibc, optionally followed by /MASK; a bare address is a host
+// network. isAddr is false for an element that is a wildcard pattern only.
+// valid is false for what sshd calls invalid criteria (a mask longer than
+// the family's, host bits set), which refuses the key.
+//
+// The embedded server also returns valid false, refusing the key, where it
+// cannot be sure to read as every sshd does:
+//   - a mask that OpenSSH 9.8 and later read as a number (strtonum: leading
+//     blanks and a sign allowed) but 9.2 does not (digits only, up to 128),
+//     or one longer than the family's: 9.8 calls it invalid, 9.2 takes the
+//     element for a wildcard pattern;
+//   - an IPv6 address with a zone ("fe80::1%eth0"), which sshd resolves to
+//     an interface index.
+func parseNetwork(p string) (network netip.Prefix, isAddr, valid bool) {
+	if len(p) >= maxAddrLen {
+		return netip.Prefix{}, false, true
 	}
 	host, maskText, hasMask := strings.Cut(p, "/")
-	v6 := strings.Contains(host, ":")
-	bits := 32
-	if v6 {
-		bits = 128
-	}
-	pat := net.ParseIP(host)
-	if pat == nil || (!v6 && pat.To4() == nil) {
-		return false, true
-	}
-	if !v6 {
-		pat = pat.To4()
+	var ip netip.Addr
+	if a, ok := cparse.InetAton(host); ok {
+		ip = netip.AddrFrom4(a)
+	} else if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
+		if a.Zone() != "" {
+			return netip.Prefix{}, true, false
+		}
+		ip = a
 	} else {
-		pat = pat.To16()
+		return netip.Prefix{}, false, true
 	}
-	mask := bits
+	bits := ip.BitLen()
 	if hasMask {
-		n, err := strconv.Atoi(maskText)
-		if err != nil || n < 0 || n > 128 {
-			return false, true // not a mask sshd parses: no match
+		n, ok := cparse.Strtonum(maskText, 0, math.MaxInt32)
+		switch {
+		case !ok:
+			return netip.Prefix{}, false, true // no sshd reads this as a mask
+		case strings.Trim(maskText, "0123456789") != "" || n > int64(bits):
+			return netip.Prefix{}, true, false
 		}
-		if n > bits {
-			return false, false // a mask too long for the family
-		}
-		mask = n
+		bits = int(n)
 	}
-	block := &net.IPNet{IP: pat.Mask(net.CIDRMask(mask, bits)), Mask: net.CIDRMask(mask, bits)}
-	if !block.IP.Equal(pat) {
-		return false, false // host bits set
+	network = netip.PrefixFrom(ip, bits)
+	if network.Masked().Addr() != ip {
+		return netip.Prefix{}, true, false // host bits set
 	}
-	// Families never match each other: an IPv6 network (::ffff:a.b.c.d/n
-	// included) says nothing about an IPv4 client.
-	if (len(ip) == net.IPv4len) == v6 {
-		return false, true
-	}
-	return block.Contains(ip), true
+	return network, true, true
 }
 
 // wildcardMatches matches sshd's * and ? patterns against the address text.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -102,7 +103,7 @@ func TestFromAllows(t *testing.T) {
 		{name: "unparsable mask, then star", patterns: "127.0.0.0/8x,*", addr: tcpAddr(v4), want: true},
 		{name: "negated unparsable mask, then star", patterns: "!127.0.0.0/8x,*", addr: tcpAddr(v4), want: true},
 		{name: "missing mask, then star", patterns: "127.0.0.0/,*", addr: tcpAddr(v4), want: true},
-		{name: "IPv6 mask over 128, then star", patterns: "::1/129,*", addr: tcpAddr(v6), want: true},
+		{name: "huge mask, then star", patterns: "127.0.0.0/99999999999,*", addr: tcpAddr(v4), want: true}, // no sshd reads it as a mask
 		{name: "impossible mask alone", patterns: "127.0.0.0/33", addr: tcpAddr(v4), want: false},
 		{name: "brackets are literal", patterns: "127.0.0.[1]", addr: tcpAddr(v4), want: false},
 		{name: "bracket class is literal", patterns: "127.0.0.[0-9]", addr: tcpAddr(v4), want: false},
@@ -143,14 +144,117 @@ func TestFromAllows(t *testing.T) {
 	}
 }
 
-// sshd parses a pattern without wildcards as an address, so it also
-// accepts the short and zero-padded IPv4 forms; fromAllows compares the
-// text and refuses them. That is stricter than sshd (it never lets in a
-// client sshd would refuse), and this test pins it down.
-func TestFromAllowsIsStricterThanSSHDForOddIPv4Forms(t *testing.T) {
-	for _, p := range []string{"127.1", "127.0.0.01"} {
-		if fromAllows(p, tcpAddr("127.0.0.1")) {
-			t.Errorf("fromAllows(%q, 127.0.0.1) = true, want false", p)
+// TestFromAllowsReadsIPv4AsGlibc: sshd reads every element of from= with
+// getaddrinfo(AI_NUMERICHOST), which on glibc (OpenSSH 9.2 on Debian 12
+// here) is inet_aton: one to four parts, each decimal, octal (leading 0)
+// or hex (0x), the last part filling the remaining bytes. So "127.1",
+// "0177.0.0.1", "2130706433" and "0x7f.1" all mean 127.0.0.1, and a
+// negated one refuses a client there: the embedded server must read them
+// the same way (as an address, not as a pattern that matches nothing).
+// Spellings inet_aton refuses stay wildcard patterns, as in sshd. Every
+// row was checked against glibc 2.36's getaddrinfo.
+func TestFromAllowsReadsIPv4AsGlibc(t *testing.T) {
+	client := tcpAddr("127.0.0.1")
+	means127 := []string{
+		"127.1",      // a.b: b fills 24 bits
+		"127.0.1",    // a.b.c: c fills 16 bits
+		"127.0.0.01", // octal 01
+		"0177.0.0.1", // octal 0177
+		"2130706433", // one 32-bit number
+		"0x7f.1",     // hex
+		"0X7F.0.0.1", // hex, upper case
+		"0x7f.0x1",
+		"017700000001",                      // octal, whole
+		"0x7f000001",                        // hex, whole
+		"127.00000000000000000000000000001", // leading zeros are octal, and still 1
+	}
+	for _, p := range means127 {
+		t.Run("negated "+p+" refuses", func(t *testing.T) {
+			if fromAllows("*,!"+p, client) {
+				t.Errorf("fromAllows(%q, 127.0.0.1) = true; sshd reads %s as 127.0.0.1 and refuses", "*,!"+p, p)
+			}
+		})
+		t.Run(p+" allows", func(t *testing.T) {
+			if !fromAllows(p, client) {
+				t.Errorf("fromAllows(%q, 127.0.0.1) = false; sshd reads it as 127.0.0.1 and allows", p)
+			}
+		})
+		t.Run(p+"/32 allows", func(t *testing.T) {
+			if !fromAllows(p+"/32", client) {
+				t.Errorf("fromAllows(%q, 127.0.0.1) = false; sshd reads it as 127.0.0.1/32", p+"/32")
+			}
+		})
+	}
+	// CIDR blocks in short spellings: 127/8 is 0.0.0.127/8, host bits set,
+	// which sshd calls invalid and refuses the key for.
+	cidr := []struct {
+		patterns string
+		want     bool
+	}{
+		{"0177.0/8", true},         // 127.0.0.0/8
+		{"*,!0x7f.0/8", false},     // negated 127.0.0.0/8
+		{"*,!2130706432/8", false}, // negated 127.0.0.0/8
+		{"127/8", false},           // 0.0.0.127/8: host bits set
+		{"*,!127/8", false},
+	}
+	for _, tt := range cidr {
+		if got := fromAllows(tt.patterns, client); got != tt.want {
+			t.Errorf("fromAllows(%q, 127.0.0.1) = %v, want %v", tt.patterns, got, tt.want)
+		}
+	}
+	// Not addresses for inet_aton: wildcard patterns that match nothing,
+	// so a negation of them refuses no one.
+	for _, p := range []string{
+		"08.1",                            // 8 is no octal digit
+		"0x",                              // no hex digit
+		"00x1",                            // 0 then garbage
+		"127.0.0.256",                     // part too big
+		"127.0.65536",                     // last part over 16 bits
+		"127.16777216",                    // last part over 24 bits
+		"4294967296",                      // over 32 bits
+		"040000000000",                    // octal, over 32 bits
+		"1.2.3.4.",                        // trailing dot
+		"1.2.3.4.5",                       // five parts
+		"127..1",                          // empty part
+		"+127.1",                          // sign
+		"127.1 ",                          // trailing space (getaddrinfo wants it exact)
+		strings.Repeat("0", 60) + "177.1", // 127.1, but 64 bytes or more: sshd's buffer refuses it before parsing
+	} {
+		if !fromAllows("*,!"+p, client) {
+			t.Errorf("fromAllows(%q, 127.0.0.1) = false; sshd does not read %q as an address, so its negation matches nothing", "*,!"+p, p)
+		}
+	}
+	if long := strings.Repeat("0", 58) + "177.1"; fromAllows("*,!"+long, client) {
+		t.Errorf("fromAllows(*,!%s, 127.0.0.1) = true; at 63 bytes sshd still reads it as 127.0.0.1", long)
+	}
+}
+
+// TestFromAllowsFailsClosedWhereSSHDVersionsDiffer: OpenSSH 9.2 (the
+// reference here) reads a CIDR mask only as plain digits up to 128, and
+// takes anything else for a wildcard pattern; OpenSSH 9.8 and later read
+// it with strtonum (leading blanks and a sign allowed) and call any mask
+// longer than the family's invalid. An IPv6 zone ("%eth0") makes sshd
+// compare interface indexes, which the embedded server does not model.
+// Where one sshd would read an element as an address and another, or the
+// embedded server, would not, the embedded server refuses the key, as sshd
+// does for invalid criteria: it is never looser than any of them.
+func TestFromAllowsFailsClosedWhereSSHDVersionsDiffer(t *testing.T) {
+	for _, tt := range []struct {
+		patterns string
+		addr     net.Addr
+	}{
+		{"127.0.0.0/+8,*", tcpAddr("127.0.0.1")},
+		{"*,!127.0.0.0/+8", tcpAddr("127.0.0.1")},
+		{"127.0.0.0/ 8,*", tcpAddr("127.0.0.1")},
+		{"127.0.0.0/-0,*", tcpAddr("127.0.0.1")},
+		{"::1/129,*", tcpAddr("::1")},
+		{"*,!fe80::1%lo", tcpAddr("127.0.0.1")},
+		{"fe80::1%1,*", tcpAddr("::1")},
+		{"::1%lo", &net.TCPAddr{IP: net.ParseIP("::1"), Zone: "lo"}},
+		{"*", &net.TCPAddr{IP: net.ParseIP("fe80::1"), Zone: "eth0"}}, // a zoned client
+	} {
+		if fromAllows(tt.patterns, tt.addr) {
+			t.Errorf("fromAllows(%q, %s) = true, want the key refused", tt.patterns, tt.addr)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -40,6 +41,9 @@ type SSHDConfig struct {
 	// Default 15 minutes: more than the protocol's own idle timeout, so
 	// that one ends sessions in order first.
 	IdleTimeout time.Duration
+	// Limits bound connections before login and sessions per connection;
+	// the zero value means DefaultLimits.
+	Limits Limits
 	// Version is the software version sent in the protocol's HELLO.
 	Version string
 	Log     *zap.Logger
@@ -51,10 +55,15 @@ type SSHDConfig struct {
 // client asked for. It refuses passwords, keyboard-interactive logins, port
 // and agent forwarding, PTYs, shells, subsystems and environment requests.
 type SSHD struct {
-	cfg    SSHDConfig
-	srv    *ssh.Server
-	log    *zap.Logger
-	hostFP string
+	cfg      SSHDConfig
+	srv      *ssh.Server
+	log      *zap.Logger
+	hostFP   string
+	startups *startups
+
+	dropMu     sync.Mutex
+	dropped    int       // connections refused by MaxStartups since dropLogged
+	dropLogged time.Time // when the last refusal was logged
 }
 
 // ctxVerifiedKey holds the marshalled key the client proved it holds.
@@ -77,6 +86,12 @@ func NewSSHD(cfg SSHDConfig) (*SSHD, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, err
+	}
 	signer, err := loadHostKey(cfg.HostKeyFile, cfg.GenerateHostKey, cfg.Log)
 	if err != nil {
 		return nil, err
@@ -88,12 +103,13 @@ func NewSSHD(cfg SSHDConfig) (*SSHD, error) {
 	if keys.Len() == 0 {
 		cfg.Log.Warn("authorized_keys has no keys: nobody can log in", zap.String("file", cfg.AuthorizedKeysFile))
 	}
-	d := &SSHD{cfg: cfg, log: cfg.Log, hostFP: gossh.FingerprintSHA256(signer.PublicKey())}
+	d := &SSHD{cfg: cfg, log: cfg.Log, hostFP: gossh.FingerprintSHA256(signer.PublicKey()), startups: newStartups(cfg.Limits)}
 	d.srv = &ssh.Server{
 		Version:          "zrep",
 		IdleTimeout:      cfg.IdleTimeout,
 		Handler:          d.handleSession,
 		PublicKeyHandler: d.allowKey,
+		ConnCallback:     d.admit,
 		ServerConfigCallback: func(ctx ssh.Context) *gossh.ServerConfig {
 			return &gossh.ServerConfig{
 				// Runs only for the key the client proved it holds (never for
@@ -102,9 +118,17 @@ func NewSSHD(cfg SSHDConfig) (*SSHD, error) {
 					ctx.SetValue(ctxVerifiedKey, key.Marshal())
 					return perms, nil
 				},
+				// Called with a nil error only when the login succeeded: the
+				// connection then no longer counts for MaxStartups, and its
+				// LoginGraceTime stops.
+				AuthLogCallback: func(_ gossh.ConnMetadata, _ string, err error) {
+					if st := stateOf(ctx); err == nil && st != nil {
+						st.conn.loggedIn()
+					}
+				},
 			}
 		},
-		ChannelHandlers: map[string]ssh.ChannelHandler{"session": execOnlySession},
+		ChannelHandlers: map[string]ssh.ChannelHandler{"session": d.sessionChannel},
 		// No forwarding handlers: port and agent forwarding are refused.
 	}
 	d.srv.AddHostKey(signer)
@@ -124,8 +148,46 @@ func (d *SSHD) Serve(l net.Listener) error {
 	return err
 }
 
-// Close stops accepting connections and closes the open ones.
-func (d *SSHD) Close() error { return d.srv.Close() }
+// Close stops accepting connections and closes the open ones, logged in
+// or not.
+func (d *SSHD) Close() error {
+	d.startups.closeAll()
+	return d.srv.Close()
+}
+
+// admit is the first thing done with a new connection, before the SSH
+// handshake: MaxStartups may refuse it, as sshd does, with a line saying
+// why; otherwise it counts as not logged in until it logs in or closes,
+// and LoginGraceTime starts.
+func (d *SSHD) admit(ctx ssh.Context, conn net.Conn) net.Conn {
+	remote := conn.RemoteAddr().String()
+	pc := d.startups.admit(conn, func() {
+		d.log.Info("connection closed: not logged in within the login grace time",
+			zap.String("remote", remote), zap.Duration("login_grace_time", d.cfg.Limits.LoginGraceTime))
+	})
+	if pc == nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(conn, dropMessage)
+		d.logDrop(remote)
+		return nil // gliderlabs closes it
+	}
+	ctx.SetValue(ctxConnState, &connState{conn: pc})
+	return pc
+}
+
+// logDrop logs a connection refused by MaxStartups, at most one line every
+// 10 seconds under a flood, with the number refused since the last one.
+func (d *SSHD) logDrop(remote string) {
+	d.dropMu.Lock()
+	defer d.dropMu.Unlock()
+	d.dropped++
+	if time.Since(d.dropLogged) < 10*time.Second {
+		return
+	}
+	d.log.Warn("connection refused: too many connections not logged in yet (MaxStartups)",
+		zap.String("remote", remote), zap.Stringer("max_startups", d.cfg.Limits.MaxStartups), zap.Int("refused", d.dropped))
+	d.dropped, d.dropLogged = 0, time.Now()
+}
 
 // lookup reads authorized_keys and finds key's usable entry.
 func (d *SSHD) lookup(key gossh.PublicKey) (*authkeys.Entry, error) {
@@ -143,16 +205,23 @@ func (d *SSHD) lookup(key gossh.PublicKey) (*authkeys.Entry, error) {
 	return e, nil
 }
 
-// allowKey is the public key check: known key, forced command, from= match.
+// allowKey is the public key check: a plain key (never a certificate),
+// known, with a forced command, from an address from= allows.
 func (d *SSHD) allowKey(ctx ssh.Context, key ssh.PublicKey) bool {
 	log := d.log.With(zap.String("fingerprint", gossh.FingerprintSHA256(key)), zap.String("remote", ctx.RemoteAddr().String()))
+	if authkeys.IsCertificate(key) {
+		// Checked first, whatever authorized_keys says: a certificate's
+		// validity and critical options are not enforced here.
+		log.Info("key refused", zap.Error(errors.Errorf("%s: certificates are not supported", key.Type())))
+		return false
+	}
 	e, err := d.lookup(key)
 	if err != nil {
 		log.Info("key refused", zap.Error(err))
 		return false
 	}
 	if e.HasFrom && (e.From == "" || !fromAllows(e.From, ctx.RemoteAddr())) {
-		log.Info("key refused: client address does not match from=", zap.String("from", e.From))
+		log.Info("key refused: client address does not match from=", zap.String("from", e.From), zap.Int("line", e.Line))
 		return false
 	}
 	return true
@@ -245,11 +314,22 @@ func (ss *sessionStream) Read(p []byte) (int, error)  { return ss.pr.Read(p) }
 func (ss *sessionStream) Write(p []byte) (int, error) { return ss.s.Write(p) }
 func (ss *sessionStream) Close() error                { return ss.pr.Close() }
 
-// execOnlySession accepts session channels but passes on only "exec"
-// requests. PTY, shell, env, subsystem, agent forwarding and every other
-// request is refused before gliderlabs parses it (its pty-req parser can
-// be crashed by a crafted length, gliderlabs/ssh PR #262).
-func execOnlySession(srv *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
+// sessionChannel accepts a session channel while the connection has fewer
+// than MaxSessions open, as sshd does, and refuses it otherwise. The
+// session passes on only "exec" requests: PTY, shell, env, subsystem,
+// agent forwarding and every other request is refused before gliderlabs
+// parses it (its pty-req parser can be crashed by a crafted length,
+// gliderlabs/ssh PR #262).
+func (d *SSHD) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
+	st := stateOf(ctx)
+	if st == nil || !st.sessions.acquire(d.cfg.Limits.MaxSessions) {
+		d.log.Info("session refused: too many sessions on this connection (MaxSessions)",
+			zap.String("remote", conn.RemoteAddr().String()), zap.Int("max_sessions", d.cfg.Limits.MaxSessions))
+		_ = newChan.Reject(gossh.Prohibited, "no more sessions")
+		return
+	}
+	defer st.sessions.release()
+	// Returns once the channel is closed.
 	ssh.DefaultSessionHandler(srv, conn, execOnly{newChan}, ctx)
 }
 

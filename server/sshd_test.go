@@ -6,6 +6,7 @@ package server_test
 // checks (and more) against the built binary with the OpenSSH client.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -99,7 +100,7 @@ func (f *fakeZFS) ListTree(ctx context.Context, _ string) ([]zfs.DatasetVersions
 	return []zfs.DatasetVersions{{Dataset: zfs.Dataset{Name: "tank/a", Type: zfs.Filesystem}}}, nil
 }
 
-func (f *fakeZFS) ListDatasets(context.Context) ([]zfs.Dataset, error) {
+func (f *fakeZFS) ListDatasets(context.Context, string) ([]zfs.Dataset, error) {
 	return []zfs.Dataset{{Name: "tank/a", Type: zfs.Filesystem}}, nil
 }
 
@@ -124,6 +125,13 @@ type harness struct {
 
 func startSSHD(t *testing.T, authorizedKeys string) *harness {
 	t.Helper()
+	return startSSHDWith(t, authorizedKeys, server.Limits{})
+}
+
+// startSSHDWith starts the embedded sshd with limits (the zero value
+// means the defaults).
+func startSSHDWith(t *testing.T, authorizedKeys string, limits server.Limits) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	h := &harness{ak: filepath.Join(dir, "authorized_keys"), zfsFor: map[string]*fakeZFS{}}
 	h.writeKeys(t, authorizedKeys)
@@ -136,6 +144,7 @@ func startSSHD(t *testing.T, authorizedKeys string) *harness {
 		ParseServe:         parseServe,
 		NewEndpoint:        h.newEndpoint,
 		Version:            "sshd-test",
+		Limits:             limits,
 		Log:                zap.New(core),
 	})
 	if err != nil {
@@ -457,8 +466,8 @@ func TestSSHDRefusesAuthentication(t *testing.T) {
 	if prompted {
 		t.Error("the server sent a keyboard-interactive challenge")
 	}
-	if es := h.entries("key refused: client address does not match from=", elsewhere.fp); len(es) == 0 || es[0].ContextMap()["from"] != "10.9.9.9" {
-		t.Errorf("from= refusal entries %v, want the pattern 10.9.9.9 logged", es)
+	if es := h.entries("key refused: client address does not match from=", elsewhere.fp); len(es) == 0 || es[0].ContextMap()["from"] != "10.9.9.9" || es[0].ContextMap()["line"] != int64(4) {
+		t.Errorf("from= refusal entries %v, want the pattern 10.9.9.9 and its line 4 logged", es)
 	}
 	if got := h.servedConfigs(); len(got) != 0 {
 		t.Errorf("refused logins built endpoints: %v", got)
@@ -840,5 +849,302 @@ func TestNewSSHD(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(garbage); string(b) != "not a key\n" {
 		t.Errorf("the unparsable host key was overwritten: %q", b)
+	}
+}
+
+// newCert is a user certificate for k, signed by a fresh CA, with every
+// limit a certificate can carry: expired, valid only from 10.9.9.9 and
+// forced to run /bin/false. It returns the certificate's authorized_keys
+// form and a signer that logs in with it.
+func newCert(t *testing.T, k testKey) (line string, signer gossh.Signer) {
+	t.Helper()
+	ca := newKey(t)
+	cert := &gossh.Certificate{
+		Key:             k.signer.PublicKey(),
+		Serial:          7,
+		CertType:        gossh.UserCert,
+		KeyId:           "backup1",
+		ValidPrincipals: []string{"backup"},
+		ValidAfter:      1,
+		ValidBefore:     2, // expired in 1970
+		Permissions: gossh.Permissions{CriticalOptions: map[string]string{
+			"source-address": "10.9.9.9/32",
+			"force-command":  "/bin/false",
+		}},
+	}
+	if err := cert.SignCert(rand.Reader, ca.signer); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewCertSigner(cert, k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert))), signer
+}
+
+// A certificate never logs in as if it were a key, whatever its line:
+// OpenSSH skips a certificate written where a key belongs, and the
+// embedded server supports no certificates at all, so their limits
+// (validity, source-address, force-command) would go unenforced.
+func TestSSHDRefusesCertificates(t *testing.T) {
+	k := newKey(t)
+	certLine, certSigner := newCert(t, k)
+	certFP := gossh.FingerprintSHA256(certSigner.PublicKey())
+
+	t.Run("certificate pasted on a key line", func(t *testing.T) {
+		h := startSSHD(t, forced("", serveCommand("backup1"), k))
+		// Read at the next login, like any change to the file.
+		h.writeKeys(t, fmt.Sprintf("command=%q %s pasted\n", serveCommand("backup1"), certLine))
+		if c, err := h.dial(gossh.PublicKeys(certSigner)); err == nil {
+			_ = c.Close()
+			t.Fatalf("logged in with an expired certificate restricted to 10.9.9.9; served %+v", h.servedConfigs())
+		}
+		es := h.entries("key refused", certFP)
+		if len(es) == 0 || !strings.Contains(fmt.Sprint(es[0].ContextMap()["error"]), "certificate") {
+			t.Errorf("refusal entries %v, want one explaining the certificate", es)
+		}
+	})
+
+	t.Run("certificate of an authorized key", func(t *testing.T) {
+		h := startSSHD(t, forced("", serveCommand("backup1"), k))
+		if c, err := h.dial(gossh.PublicKeys(certSigner)); err == nil {
+			_ = c.Close()
+			t.Fatal("logged in with a certificate")
+		}
+		es := h.entries("key refused", certFP)
+		if len(es) == 0 || !strings.Contains(fmt.Sprint(es[0].ContextMap()["error"]), "certificates are not supported") {
+			t.Errorf("refusal entries %v, want the certificate refused as such, before any authorized_keys lookup", es)
+		}
+		// The plain key still logs in.
+		listOnce(t, h.mustDial(t, k), "x")
+	})
+}
+
+// The reproduction: from="*,!127.1" names 127.0.0.1 in sshd's
+// (glibc's) reading, so a client there is refused, as by OpenSSH.
+func TestSSHDFromReadsAddressesAsSSHD(t *testing.T) {
+	tests := []struct {
+		from    string
+		allowed bool
+	}{
+		{"*,!127.1", false},
+		{"*,!0177.0.0.1", false},
+		{"*,!2130706433", false},
+		{"*,!0x7f.1", false},
+		{"*,!127.0.0.0/+8", false}, // a mask sshd versions disagree on: refused
+		{"127.1", true},
+		{"*,!10.1", true},
+	}
+	var keys []testKey
+	var lines []string
+	for _, tt := range tests {
+		k := newKey(t)
+		keys = append(keys, k)
+		lines = append(lines, forced(fmt.Sprintf("from=%q,", tt.from), serveCommand("backup1"), k))
+	}
+	h := startSSHD(t, strings.Join(lines, ""))
+	for i, tt := range tests {
+		t.Run(tt.from, func(t *testing.T) {
+			c, err := h.dial(keys[i].auth())
+			if err == nil {
+				defer c.Close()
+			}
+			if got := err == nil; got != tt.allowed {
+				t.Fatalf("from=%q, client 127.0.0.1: logged in %v (%v), want %v", tt.from, got, err, tt.allowed)
+			}
+			if !tt.allowed {
+				es := h.entries("key refused: client address does not match from=", keys[i].fp)
+				if len(es) == 0 || es[0].ContextMap()["line"] != int64(i+1) {
+					t.Errorf("refusal entries %v, want one naming line %d", es, i+1)
+				}
+			}
+		})
+	}
+}
+
+// rawConn is a TCP connection to h that speaks no SSH. If banner, it
+// waits for the server's version line, which the server sends only once
+// it counts the connection as not logged in yet.
+func (h *harness) rawConn(t *testing.T, banner bool) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", h.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if banner {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+			t.Fatalf("version line %q, %v", line, err)
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	return c
+}
+
+// readToEOF reads c until the server closes it (at most within timeout)
+// and returns what it read.
+func readToEOF(t *testing.T, c net.Conn, timeout time.Duration) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the server did not close the connection within %v: %v (read %q)", timeout, err, b)
+	}
+	return string(b)
+}
+
+// limits is DefaultLimits with f applied.
+func limits(f func(*server.Limits)) server.Limits {
+	l := server.DefaultLimits()
+	f(&l)
+	return l
+}
+
+// LoginGraceTime: a connection that has not logged in is closed after it,
+// one that logged in stays.
+func TestSSHDLoginGraceTime(t *testing.T) {
+	const grace = 3 * time.Second
+	k := newKey(t)
+	h := startSSHDWith(t, forced("", serveCommand("backup1"), k), limits(func(l *server.Limits) { l.LoginGraceTime = grace }))
+	loggedIn := h.mustDial(t, k)
+
+	start := time.Now()
+	silent := h.rawConn(t, false)     // never says anything
+	handshaking := h.rawConn(t, true) // reads the banner, then stalls
+	for _, c := range []net.Conn{silent, handshaking} {
+		readToEOF(t, c, 60*time.Second)
+		if took := time.Since(start); took < grace {
+			t.Errorf("closed after %v, before the grace time %v", took, grace)
+		}
+	}
+	if n := len(h.logs.FilterMessage("connection closed: not logged in within the login grace time").All()); n != 2 {
+		t.Errorf("%d grace time entries, want 2: %v", n, h.logs.All())
+	}
+	// Logged in before the grace time ran out: still served.
+	listOnce(t, loggedIn, "x")
+}
+
+// MaxStartups: connections beyond it that have not logged in are refused
+// with a line saying why; a connection that logs in or closes frees its
+// place.
+func TestSSHDMaxStartups(t *testing.T) {
+	k := newKey(t)
+	var ms server.MaxStartups
+	if err := ms.Set("3"); err != nil {
+		t.Fatal(err)
+	}
+	h := startSSHDWith(t, forced("", serveCommand("backup1"), k), limits(func(l *server.Limits) { l.MaxStartups = ms }))
+	pending := []net.Conn{h.rawConn(t, true), h.rawConn(t, true), h.rawConn(t, true)}
+
+	for i := range 3 {
+		if got := readToEOF(t, h.rawConn(t, false), 20*time.Second); got != "Exceeded MaxStartups\r\n" {
+			t.Errorf("connection %d beyond MaxStartups read %q, want the refusal", 4+i, got)
+		}
+	}
+	if _, err := h.dial(k.auth()); err == nil {
+		t.Error("logged in beyond MaxStartups")
+	}
+	if n := len(h.logs.FilterMessage("connection refused: too many connections not logged in yet (MaxStartups)").All()); n < 1 {
+		t.Errorf("no MaxStartups refusal logged: %v", h.logs.All())
+	}
+
+	// One closes: its place is free once the server saw it go.
+	_ = pending[0].Close()
+	var c *gossh.Client
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if c, err = h.dial(k.auth()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no login after a pending connection closed: %v", err)
+		}
+	}
+	defer c.Close()
+	// Logged in, it no longer counts: one more may wait for its login.
+	h.rawConn(t, true)
+	if got := readToEOF(t, h.rawConn(t, false), 20*time.Second); got != "Exceeded MaxStartups\r\n" {
+		t.Errorf("read %q, want the refusal", got)
+	}
+	listOnce(t, c, "x")
+}
+
+// MaxSessions: sessions beyond it on one connection are refused; closing
+// one frees its place; other connections have their own.
+func TestSSHDMaxSessions(t *testing.T) {
+	k := newKey(t)
+	h := startSSHDWith(t, forced("", serveCommand("backup1"), k), limits(func(l *server.Limits) { l.MaxSessions = 3 }))
+	c := h.mustDial(t, k)
+	var open []*gossh.Session
+	for i := range 3 {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatalf("session %d of 3: %v", i+1, err)
+		}
+		open = append(open, s)
+	}
+	for range 2 {
+		if s, err := c.NewSession(); err == nil {
+			_ = s.Close()
+			t.Fatal("a fourth session opened")
+		} else if !strings.Contains(err.Error(), "no more sessions") {
+			t.Errorf("fourth session: %v, want \"no more sessions\"", err)
+		}
+	}
+	if n := len(h.logs.FilterMessage("session refused: too many sessions on this connection (MaxSessions)").All()); n != 2 {
+		t.Errorf("%d MaxSessions entries, want 2", n)
+	}
+	// Another connection has its own sessions.
+	listOnce(t, h.mustDial(t, k), "x")
+
+	_ = open[0].Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s, err := c.NewSession()
+		if err == nil {
+			_ = s.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session after one closed: %v", err)
+		}
+	}
+}
+
+// Close also closes the connections that have not logged in.
+func TestSSHDCloseClosesPendingConnections(t *testing.T) {
+	k := newKey(t)
+	h := startSSHD(t, forced("", serveCommand("backup1"), k))
+	c := h.rawConn(t, true)
+	if err := h.sshd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	readToEOF(t, c, 20*time.Second)
+}
+
+func TestNewSSHDRefusesBadLimits(t *testing.T) {
+	dir := t.TempDir()
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(forced("", serveCommand("backup1"), newKey(t))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		l    server.Limits
+		want string
+	}{
+		{"negative grace time", limits(func(l *server.Limits) { l.LoginGraceTime = -time.Second }), "LoginGraceTime"},
+		{"no sessions", limits(func(l *server.Limits) { l.MaxSessions = 0 }), "MaxSessions"},
+		{"zero MaxStartups", limits(func(l *server.Limits) { l.MaxStartups = server.MaxStartups{} }), "MaxStartups"},
+		{"start above full", limits(func(l *server.Limits) { l.MaxStartups = server.MaxStartups{Start: 5, Rate: 30, Full: 4} }), "MaxStartups"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := server.NewSSHD(server.SSHDConfig{HostKeyFile: filepath.Join(dir, "host_key"), GenerateHostKey: true,
+				AuthorizedKeysFile: ak, ParseServe: parseServe, Limits: tt.l})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewSSHD: %v, want an error naming %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,10 @@ import (
 // ErrNotFound matches (errors.Is) an error about a dataset, snapshot or bookmark that does not exist.
 var ErrNotFound = errors.New("dataset does not exist")
 
+// ErrNoSpace matches (errors.Is) an error of zfs running out of space: the
+// pool is full, or a quota on the dataset or one of its parents is reached.
+var ErrNoSpace = errors.New("out of space")
+
 // ErrUnsupported matches (errors.Is) a request for a feature the installed zfs lacks.
 var ErrUnsupported = errors.New("not supported by this zfs")
 
@@ -48,9 +52,16 @@ func (e *CommandError) Error() string {
 // Unwrap returns the underlying error.
 func (e *CommandError) Unwrap() error { return e.Err }
 
-// Is makes errors.Is(err, ErrNotFound) true when zfs said that the object does not exist.
+// Is makes errors.Is(err, ErrNotFound) true when zfs said that the object
+// does not exist, and errors.Is(err, ErrNoSpace) when it ran out of space.
 func (e *CommandError) Is(target error) bool {
-	return target == ErrNotFound && isNotFound(e.Stderr)
+	switch target {
+	case ErrNotFound:
+		return isNotFound(e.Stderr)
+	case ErrNoSpace:
+		return strings.Contains(e.Stderr, "out of space") || strings.Contains(e.Stderr, "quota exceeded")
+	}
+	return false
 }
 
 // isNotFound recognises zfs's messages about missing datasets, snapshots and bookmarks.

@@ -97,9 +97,18 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]stri
 	return args, parse, nil
 }
 
-// ListDatasets returns all filesystems and volumes of all pools, sorted by name.
-func (z *ZFS) ListDatasets(ctx context.Context) ([]Dataset, error) {
-	out, err := z.r.Run(ctx, "list", "-H", "-o", "name,type", "-t", "filesystem,volume")
+// ListDatasets returns filesystems and volumes, without their versions,
+// from one zfs process, sorted by name. root "" lists all pools; otherwise
+// root and everything below it (ErrNotFound if root does not exist).
+func (z *ZFS) ListDatasets(ctx context.Context, root string) ([]Dataset, error) {
+	args := []string{"list", "-H", "-o", "name,type", "-t", "filesystem,volume"}
+	if root != "" {
+		if err := ValidateDatasetName(root); err != nil {
+			return nil, err
+		}
+		args = append(args, "-r", root)
+	}
+	out, err := z.r.Run(ctx, args...)
 	if err != nil {
 		return nil, wrapCmd(err, "zfs list")
 	}
@@ -418,4 +427,16 @@ func (z *ZFS) DestroySnapshot(ctx context.Context, snapshot string) error {
 		case <-t.C:
 		}
 	}
+}
+
+// SetQuota sets a dataset's quota to bytes: `zfs set quota=BYTES DATASET`.
+func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error {
+	if err := ValidateDatasetName(dataset); err != nil {
+		return err
+	}
+	if bytes == 0 {
+		return errors.Errorf("set quota of %s: a quota of 0 bytes", dataset)
+	}
+	_, err := z.r.Run(ctx, "set", "quota="+strconv.FormatUint(bytes, 10), dataset)
+	return wrapCmd(err, "zfs set quota on %s", dataset)
 }

@@ -110,9 +110,16 @@ func TestIntegrationList(t *testing.T) {
 	}
 	before := time.Now().Add(-time.Minute)
 
-	all, err := z.ListDatasets(ctx)
+	all, err := z.ListDatasets(ctx, "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	below, err := z.ListDatasets(ctx, pool+"/a")
+	if want := []Dataset{{pool + "/a", Filesystem}, {pool + "/a/c", Filesystem}}; err != nil || !reflect.DeepEqual(below, want) {
+		t.Errorf("ListDatasets(%s/a) = %+v, %v; want %+v", pool, below, err, want)
+	}
+	if _, err := z.ListDatasets(ctx, pool+"/nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ListDatasets(%s/nope) error %v, want ErrNotFound", pool, err)
 	}
 	var mine []Dataset
 	for _, d := range all {

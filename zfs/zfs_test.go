@@ -57,8 +57,11 @@ func TestFeaturesRunError(t *testing.T) {
 }
 
 func TestListDatasets(t *testing.T) {
-	f := fuseFake(t).on("list -H -o name,type -t filesystem,volume", "p/b\tfilesystem\np\tfilesystem\np/a\tvolume\n", nil)
-	got, err := New(f).ListDatasets(ctx)
+	f := fuseFake(t).
+		on("list -H -o name,type -t filesystem,volume", "p/b\tfilesystem\np\tfilesystem\np/a\tvolume\n", nil).
+		on("list -H -o name,type -t filesystem,volume -r p/a", "p/a\tvolume\n", nil).
+		on("list -H -o name,type -t filesystem,volume -r p/x", "", &CommandError{ExitCode: 1, Stderr: "cannot open 'p/x': dataset does not exist"})
+	got, err := New(f).ListDatasets(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +71,16 @@ func TestListDatasets(t *testing.T) {
 	}
 	if n := f.numCalls(); n != 1 {
 		t.Errorf("%d zfs processes, want 1", n)
+	}
+	if got, err := New(f).ListDatasets(ctx, "p/a"); err != nil || !reflect.DeepEqual(got, []Dataset{{"p/a", Volume}}) {
+		t.Errorf("ListDatasets(p/a) = %+v, %v", got, err)
+	}
+	if _, err := New(f).ListDatasets(ctx, "p/x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ListDatasets(p/x) error %v, want ErrNotFound", err)
+	}
+	before := f.numCalls()
+	if _, err := New(f).ListDatasets(ctx, "-r"); !errors.Is(err, ErrInvalidName) || f.numCalls() != before {
+		t.Errorf("ListDatasets(-r) error %v after %d zfs runs, want ErrInvalidName and none", err, f.numCalls()-before)
 	}
 }
 
@@ -373,12 +386,16 @@ func TestRecvRefuses(t *testing.T) {
 
 func TestMutations(t *testing.T) {
 	f := fuseFake(t).
+		on("set quota=1073741824 b/sink", "", nil).
 		on("create -o mountpoint=none b/pool", "", nil).
 		on("rollback b/a@s1", "", nil).
 		on("rollback -r b/a@s1", "", nil).
 		on("destroy b/a@s1", "", nil).
 		on("destroy b/a@gone", "", &CommandError{ExitCode: 1, Stderr: "could not find any snapshots to destroy; check snapshot names."})
 	z := New(f)
+	if err := z.SetQuota(ctx, "b/sink", 1<<30); err != nil {
+		t.Error(err)
+	}
 	if err := z.CreatePlaceholder(ctx, "b/pool"); err != nil {
 		t.Error(err)
 	}
@@ -395,6 +412,7 @@ func TestMutations(t *testing.T) {
 		t.Errorf("destroy of a missing snapshot: %v", err)
 	}
 	want := [][]string{
+		{"set", "quota=1073741824", "b/sink"},
 		{"create", "-o", "mountpoint=none", "b/pool"},
 		{"rollback", "b/a@s1"},
 		{"rollback", "-r", "b/a@s1"},
@@ -411,6 +429,9 @@ func TestMutations(t *testing.T) {
 	for _, name := range []string{"b", "b/a@s", "-b/a", "b/a%x"} {
 		if err := z.CreatePlaceholder(ctx, name); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("CreatePlaceholder(%q): %v", name, err)
+		}
+		if err := z.SetQuota(ctx, name+"@x", 1); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("SetQuota(%q): %v", name+"@x", err)
 		}
 	}
 	for _, name := range []string{"b/a", "b/a#x", "b/a@s1%s3", "b/a@s1,s2", "-r", "b/a@"} {

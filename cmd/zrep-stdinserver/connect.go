@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 
 	"github.com/pkg/errors"
 	"github.com/spf13/pflag"
@@ -42,13 +43,39 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 
 // connect opens a session with the source. close ends it in order.
 func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger) (src *client.Source, closeFn func() error, err error) {
-	cfg := rpc.Config{SoftwareVersion: version, Logger: log.Named("rpc")}
+	conn, wait, err := c.dial(ctx, zfsBin, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err = client.Connect(ctx, conn, rpcConfig(log))
+	if err != nil {
+		_ = conn.Close()
+		_ = wait()
+		return nil, nil, withExit(exitConnect, err)
+	}
+	return src, func() error {
+		cerr := src.Close()
+		if werr := wait(); werr != nil && cerr == nil {
+			cerr = errors.WithMessage(werr, "local endpoint")
+		}
+		return cerr
+	}, nil
+}
+
+func rpcConfig(log *zap.Logger) rpc.Config {
+	return rpc.Config{SoftwareVersion: version, Logger: log.Named("rpc")}
+}
+
+// dial opens the connection to the remote endpoint: the system ssh, or an
+// endpoint in this process with --local. wait returns the local endpoint's
+// result once the connection is closed (nil over ssh).
+func (c *connFlags) dial(ctx context.Context, zfsBin string, log *zap.Logger) (conn io.ReadWriteCloser, wait func() error, err error) {
 	switch {
 	case c.local && c.ssh != "":
 		return nil, nil, withExit(exitUsage, errors.New("--ssh and --local exclude each other"))
 	case c.local:
 		c.serve.ZFSBin = zfsBin
-		ep, err := server.NewEndpoint(c.serve, log.Named("endpoint"))
+		ep, err := newEndpoint(c.serve, log.Named("endpoint"))
 		if err != nil {
 			return nil, nil, withExit(exitUsage, err)
 		}
@@ -56,18 +83,7 @@ func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger)
 		if err != nil {
 			return nil, nil, withExit(exitFailure, err)
 		}
-		src, err := client.Connect(ctx, conn, cfg)
-		if err != nil {
-			_ = conn.Close()
-			return nil, nil, withExit(exitConnect, err)
-		}
-		return src, func() error {
-			cerr := src.Close()
-			if werr := wait(); werr != nil && cerr == nil {
-				cerr = errors.WithMessage(werr, "local endpoint")
-			}
-			return cerr
-		}, nil
+		return conn, wait, nil
 	case c.ssh != "":
 		if c.serve.PolicyFile != "" || c.serve.Identity != "" {
 			return nil, nil, withExit(exitUsage, errors.New("--policy and --identity go with --local; over ssh, the key's forced command chooses them"))
@@ -83,11 +99,11 @@ func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger)
 		if _, err := d.Args(); err != nil {
 			return nil, nil, withExit(exitUsage, err)
 		}
-		src, err := client.Dial(ctx, d, cfg)
+		conn, err := d.Dial(ctx)
 		if err != nil {
 			return nil, nil, withExit(exitConnect, err)
 		}
-		return src, src.Close, nil
+		return conn, func() error { return nil }, nil
 	}
-	return nil, nil, withExit(exitUsage, errors.New("say where the source is: --ssh USER@HOST, or --local --policy FILE --identity NAME"))
+	return nil, nil, withExit(exitUsage, errors.New("say where the other end is: --ssh USER@HOST, or --local --policy FILE --identity NAME"))
 }

@@ -124,6 +124,7 @@ lines, or one JSON object per line with --log-json.`,
 		newPullCommand(g),
 		newStatusCommand(g),
 		newDoctorCommand(g),
+		newPushCommand(g),
 	)
 	return root
 }

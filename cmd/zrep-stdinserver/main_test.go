@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -57,7 +58,7 @@ func asSilent(err error, target *silentExit) bool {
 // The help of every subcommand is part of the interface: it is pinned by
 // golden files (go test -update rewrites them after an intended change).
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"ls"}, {"policy", "check"}, {"version"}, {"status"}, {"doctor"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"push"}, {"ls"}, {"policy", "check"}, {"version"}, {"status"}, {"doctor"}} {
 		name := strings.Join(append([]string{"help"}, cmd...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {
 			out, code := runCapture(t, append(cmd, "--help")...)
@@ -163,8 +164,9 @@ func TestParseServeArgs(t *testing.T) {
 		want server.ServeConfig
 		err  string
 	}{
-		{[]string{"--policy", "/etc/zrep/p.yaml", "--identity", "b1"}, server.ServeConfig{PolicyFile: "/etc/zrep/p.yaml", Identity: "b1", ZFSBin: "zfs"}, ""},
-		{[]string{"--policy=/p", "--identity=b", "--zfs-bin", "/sbin/zfs", "--log-level", "debug", "--log-file", "/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "b", ZFSBin: "/sbin/zfs"}, ""},
+		{[]string{"--policy", "/etc/zrep/p.yaml", "--identity", "b1"}, server.ServeConfig{PolicyFile: "/etc/zrep/p.yaml", Identity: "b1", ZFSBin: "zfs", LockDir: "/run/zrep"}, ""},
+		{[]string{"--policy=/p", "--identity=b", "--zfs-bin", "/sbin/zfs", "--log-level", "debug", "--log-file", "/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "b", ZFSBin: "/sbin/zfs", LockDir: "/run/zrep"}, ""},
+		{[]string{"--policy=/p", "--identity=l", "--lock-dir", "/tmp/l"}, server.ServeConfig{PolicyFile: "/p", Identity: "l", ZFSBin: "zfs", LockDir: "/tmp/l"}, ""},
 		{[]string{"--policy", "/p", "--identity", "b", "extra"}, server.ServeConfig{}, "takes no arguments"},
 		{[]string{"--policy", "/p", "--nope"}, server.ServeConfig{}, "unknown flag"},
 	}
@@ -178,6 +180,36 @@ func TestParseServeArgs(t *testing.T) {
 		}
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+}
+
+// Bad limit flags stop sshd before it listens, as usage errors.
+func TestSSHDLimitFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"sshd", "--listen", "127.0.0.1:0", "--host-key", filepath.Join(dir, "host_key"), "--generate-host-key", "--authorized-keys", ak}
+	for _, tt := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--max-startups", "10:30"}, "max-startups"},
+		{[]string{"--max-startups", "100:30:10"}, "max-startups"},
+		{[]string{"--max-sessions", "0"}, "MaxSessions"},
+		{[]string{"--login-grace-time", "-1s"}, "LoginGraceTime"},
+	} {
+		root := newRootCommand()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append(base, tt.flags...))
+		err := root.Execute()
+		var ee *exitError
+		usage := err != nil && (!asExit(err, &ee) || ee.code == exitUsage)
+		if !usage || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v; want a usage error naming %s", tt.flags, err, tt.want)
 		}
 	}
 }

@@ -13,24 +13,34 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/server"
+	"github.com/zrep/zrep/sink"
 )
 
 func newServeCommand(g *globalFlags) *cobra.Command {
 	var cfg server.ServeConfig
 	cmd := &cobra.Command{
 		Use:   "serve --policy FILE --identity NAME",
-		Short: "Serve the source endpoint on stdin/stdout, as sshd's forced command",
-		Long: `Serve the zrep source endpoint on stdin/stdout.
+		Short: "Serve the source endpoint (or a sink) on stdin/stdout, as sshd's forced command",
+		Long: `Serve the zrep endpoint of one identity on stdin/stdout.
 
-This is meant to be started by sshd as the forced command of a backup key:
+This is meant to be started by sshd as the forced command of a key:
 
   restrict,command="/usr/local/bin/zrep-stdinserver serve --policy /etc/zrep/policy.yaml --identity backup1" ssh-ed25519 AAAA... backup@backuphost
 
-The key can then list and "zfs send" the datasets that the policy allows for
-the identity, and nothing else: a dataset the policy denies looks exactly like
-one that does not exist. The command the client asked for (SSH_ORIGINAL_COMMAND)
-is logged and otherwise ignored. stdout carries protocol bytes only; logs go to
-stderr (which sshd passes back to the client's ssh) or to --log-file.
+For an identity with datasets in the policy, a puller's key can then list and
+"zfs send" the datasets the policy allows, and nothing else: a dataset the
+policy denies looks exactly like one that does not exist, and nothing is ever
+changed on this host.
+
+For an identity with a sink (sink: {root: DATASET, quota: SIZE}), a pushing
+host's "zrep-stdinserver push" can add snapshots under the root, and nothing
+else: this side plans and receives as pull does (every stream inspected, never
+a rollback, a destroy, -F or a property), creating the root unmounted and
+applying the quota. Two pushes into one root do not run at once (--lock-dir).
+
+The command the client asked for (SSH_ORIGINAL_COMMAND) is logged and
+otherwise ignored. stdout carries protocol bytes only; logs go to stderr
+(which sshd passes back to the client's ssh) or to --log-file.
 
 Exit status: 0 after the client closed the session in order, 1 when the session
 ended otherwise (protocol error, client vanished, idle timeout), 2 when the
@@ -48,6 +58,7 @@ func addServeFlags(fs *pflag.FlagSet, cfg *server.ServeConfig) {
 	fs.StringVar(&cfg.PolicyFile, "policy", "", "policy file (YAML) mapping identities to the datasets they may see")
 	fs.StringVar(&cfg.Identity, "identity", "", "identity in the policy file this key is served as")
 	fs.StringVar(&cfg.ZFSBin, "zfs-bin", "zfs", "zfs binary to run")
+	fs.StringVar(&cfg.LockDir, "lock-dir", sink.DefaultLockDir, "`DIR` of a sink's lock files (one per sink root)")
 }
 
 // parseServeArgs parses the words after "serve" in a forced command exactly
@@ -82,7 +93,7 @@ func runServe(g *globalFlags, cfg server.ServeConfig) error {
 	log = log.With(zap.String("identity", cfg.Identity),
 		zap.String("ssh_connection", os.Getenv("SSH_CONNECTION")),
 		zap.String("ssh_original_command", os.Getenv("SSH_ORIGINAL_COMMAND")))
-	ep, err := server.NewEndpoint(cfg, log)
+	ep, err := newEndpoint(cfg, log)
 	if err != nil {
 		log.Error("refusing to serve", zap.Error(err))
 		return withExit(server.ExitConfig, err)

@@ -1,0 +1,4 @@
+package resumetoken
+
+// SnapshotNameProblem is snapshotNameProblem, for name_test.go.
+var SnapshotNameProblem = snapshotNameProblem
