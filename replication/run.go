@@ -325,7 +325,11 @@ func (r *runner) ensureParents(ctx context.Context, target string) error {
 		case !exists:
 			r.log.Info("creating placeholder", zap.String("dataset", ds))
 			if err := r.dst.CreatePlaceholder(ctx, ds); err != nil {
-				return errors.WithMessagef(err, "creating the parent %s", ds)
+				// Another pull (pull --config runs sources at once) may
+				// have created it since: then it is there all the same.
+				if again, eerr := r.dst.Exists(ctx, ds); eerr != nil || !again {
+					return errors.WithMessagef(err, "creating the parent %s", ds)
+				}
 			}
 		}
 		r.created[ds] = true

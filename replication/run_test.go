@@ -1292,3 +1292,37 @@ func TestRunVerifyIgnoresBookmarks(t *testing.T) {
 		t.Errorf("outcome %s %q; want failed: @s2 is missing", r.Outcome, r.Error)
 	}
 }
+
+// racingTarget is a fakeTarget where another pull (pull --config runs
+// sources at once) creates the parent race between the check and the
+// create.
+type racingTarget struct {
+	*fakeTarget
+	parent string
+	raced  bool
+}
+
+func (r *racingTarget) Exists(ctx context.Context, name string) (bool, error) {
+	ok, err := r.fakeTarget.Exists(ctx, name)
+	if name == r.parent && !ok && !r.raced {
+		r.raced = true
+		r.mu.Lock()
+		r.ds[name] = &fakeDataset{mountpoint: "none"}
+		r.mu.Unlock()
+	}
+	return ok, err
+}
+
+// A parent created by someone else between the check and the create is
+// there: the child is received all the same.
+func TestRunParentCreatedConcurrently(t *testing.T) {
+	src := newFakeSource(fsys("tank", snap("tank", "s1", 1, 10)))
+	dst := &racingTarget{fakeTarget: newFakeTarget(map[string][]zfs.Version{"backup": nil}), parent: "backup/host1"}
+	sum, err := Run(context.Background(), src, dst, Options{Root: "backup/host1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dst.raced || sum.Failed != 0 || sum.Results[0].Outcome != OutcomeReplicated {
+		t.Errorf("raced %t, results %+v", dst.raced, sum.Results)
+	}
+}
