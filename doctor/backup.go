@@ -36,8 +36,8 @@ type Dial func(ctx context.Context, s pullconfig.Source) (Session, error)
 func ConfigCheck(file string, err error, sources int) Check {
 	return func(context.Context) []Finding {
 		if err != nil {
-			return []Finding{finding("config", file, Error, "does not parse: "+err.Error(),
-				"correct it (the message names the line); pull --help shows the keys")}
+			return []Finding{finding("config", file, Error, "unusable: "+err.Error(),
+				"correct it (a syntax error names the line); pull --help shows the keys")}
 		}
 		return []Finding{finding("config", file, OK, fmt.Sprintf("parses: %d source(s)", sources), "")}
 	}

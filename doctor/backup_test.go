@@ -141,6 +141,6 @@ func TestConfigCheckAndRun(t *testing.T) {
 	if r.Errors != 1 || r.Warnings != 1 || len(r.Findings) != 3 {
 		t.Errorf("report %+v", r)
 	}
-	want(t, r.Findings, Error, `does not parse: pull.yaml:3: source "s": unknown key "rooot"`)
+	want(t, r.Findings, Error, `unusable: pull.yaml:3: source "s": unknown key "rooot"`)
 	want(t, r.Findings, OK, "parses: 2 source(s)")
 }
