@@ -230,7 +230,8 @@ func TestPushConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := exec.Command(binary, args("push", ends["laptop1"], "--dataset", w.src.Name+"/vm", "--zfs-bin", slow)...)
-	var firstOut strings.Builder
+	// Read while the process writes it: a SyncBuffer, not a strings.Builder.
+	var firstOut testenv.SyncBuffer
 	first.Stdout, first.Stderr = &firstOut, &firstOut
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
