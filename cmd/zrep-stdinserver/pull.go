@@ -75,7 +75,8 @@ each bounded by its timeout so that one that hangs never stalls the others:
       datasets: ["tank/data"]       # optional, as --dataset
       timeout: 2h                   # optional
 
-Unknown keys and bad values are refused with their line. Each line of output
+Unknown keys and bad values are refused with their line ("raw: true", for
+raw sends, is read but refused until pull can do them). Each line of output
 starts with "[SOURCE] "; --json events carry "source", and a source_done event
 ends each source. After each source, its state file STATE_DIR/SOURCE.json
 records the run (not with --dry-run); with metrics_textfile (or
