@@ -78,6 +78,12 @@ type SendRequest struct {
 	// Intermediates sends every snapshot between From and To (zfs send -I)
 	// in the one stream, instead of the difference only (-i).
 	Intermediates bool `json:"intermediates,omitempty"`
+	// ResumeToken resumes a cut transfer: the target's
+	// receive_resume_token. It says what to send, so {"dataset": D,
+	// "resume_token": T} is a complete request, and To, From and
+	// Intermediates must be empty. The source checks every field of the
+	// token against its policy and its zfs before anything runs.
+	ResumeToken string `json:"resume_token,omitempty"`
 }
 
 // SendResponse describes the stream that follows as the body.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/policy"
+	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/zfs"
 )
@@ -229,6 +230,9 @@ func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListRes
 // body. Both must be versions of req.Dataset, exist, and match the GUIDs
 // when the request names them; From must be older than To.
 func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	if req.ResumeToken != "" {
+		return h.resume(ctx, req)
+	}
 	if err := zfs.ValidateSnapshotName(req.To); err != nil {
 		return nil, nil, invalid(err)
 	}
@@ -275,19 +279,82 @@ func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResp
 		v := apiVersion(from)
 		resp.From = &v
 	}
-	opts := zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates}
+	h.log.Info("sending", zap.String("dataset", req.Dataset), zap.String("to", req.To),
+		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates))
+	return h.send(ctx, resp, zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates})
+}
+
+// send starts zfs send for a checked request, with a size estimate.
+func (h *Handlers) send(ctx context.Context, resp *api.SendResponse, opts zfs.SendOptions) (*api.SendResponse, io.ReadCloser, error) {
 	if size, err := h.zfs.EstimateSend(ctx, opts); err != nil {
-		h.log.Debug("no size estimate", zap.String("to", req.To), zap.Error(err))
+		h.log.Debug("no size estimate", zap.String("to", opts.Snapshot), zap.Error(err))
 	} else {
 		resp.EstimatedBytes = size
 	}
 	stream, err := h.zfs.Send(ctx, opts)
 	if err != nil {
-		return nil, nil, errors.WithMessagef(err, "zfs send %s", req.To)
+		return nil, nil, errors.WithMessagef(err, "zfs send %s", opts.Snapshot)
 	}
-	h.log.Info("sending", zap.String("dataset", req.Dataset), zap.String("to", req.To),
-		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates))
 	return resp, stream, nil
+}
+
+// resume sends the rest of a cut transfer. zfs send -t trusts the token
+// entirely (it sends the snapshot whose guid is toguid wherever in the pool
+// it finds it, openzfs#14153), so every field is checked first: the token
+// decodes strictly (no savedok, no redaction, no unknown field); toname is
+// a snapshot of the requested dataset, which the policy allows and which
+// exists, and its guid is toguid; fromguid, if any, is a snapshot or
+// bookmark of the same dataset, older. zfs then gets a token encoded anew
+// from the checked fields, never the caller's bytes.
+func (h *Handlers) resume(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	if req.To != "" || req.From != "" || req.Intermediates || req.ToGUID != 0 || req.FromGUID != 0 {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "a resume token says what to send: give only the dataset and resume_token")
+	}
+	tok, err := resumetoken.Decode(req.ResumeToken)
+	if err != nil {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "resume token: %v", err)
+	}
+	dataset, _, _ := strings.Cut(tok.ToName, "@")
+	// The token's own dataset goes through the policy first: a token for
+	// a dataset the caller may not see is answered as for a missing one.
+	versions, err := h.versions(ctx, dataset)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dataset != req.Dataset {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "the resume token is for %q, not for dataset %q", tok.ToName, req.Dataset)
+	}
+	to, err := findVersion(versions, tok.ToName, api.GUID(tok.ToGUID))
+	if err != nil {
+		return nil, nil, err
+	}
+	if to.Type != zfs.Snapshot {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "%q is not a snapshot", tok.ToName)
+	}
+	resp := &api.SendResponse{To: apiVersion(to)}
+	if tok.FromGUID != 0 {
+		from, ok := versionByGUID(versions, tok.FromGUID)
+		if !ok || from.CreateTXG >= to.CreateTXG {
+			return nil, nil, rpc.Errorf(rpc.CodeNotFound, "the resume token's incremental base (guid %d) is no snapshot or bookmark of %q older than %q", tok.FromGUID, dataset, tok.ToName)
+		}
+		v := apiVersion(from)
+		resp.From = &v
+	}
+	h.log.Info("resuming", zap.String("dataset", dataset), zap.String("to", to.Name), zap.Uint64("from_guid", tok.FromGUID),
+		zap.Uint64("offset", tok.Offset), zap.Uint64("bytes", tok.Bytes))
+	return h.send(ctx, resp, zfs.SendOptions{Snapshot: to.Name, ResumeToken: tok.Encode()})
+}
+
+// versionByGUID finds the snapshot, or else the bookmark, with guid.
+func versionByGUID(versions []zfs.Version, guid uint64) (zfs.Version, bool) {
+	var found zfs.Version
+	ok := false
+	for _, v := range versions {
+		if v.GUID == guid && (!ok || v.Type == zfs.Snapshot) {
+			found, ok = v, true
+		}
+	}
+	return found, ok
 }
 
 // findVersion finds name among versions; a guid that does not match means

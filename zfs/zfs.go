@@ -229,12 +229,47 @@ type SendOptions struct {
 	Snapshot      string // the snapshot to send, "pool/a@s2"
 	From          string // optional incremental base: an earlier snapshot (or bookmark) of the same dataset
 	Intermediates bool   // -I (all snapshots between From and Snapshot in one stream) instead of -i
+	// ResumeToken resumes a cut transfer of Snapshot (zfs send -t); From and
+	// Intermediates must be empty then: the token says what to send. The
+	// caller must have checked every field of the token (package
+	// resumetoken): zfs send -t trusts it entirely.
+	ResumeToken string
+}
+
+// maxTokenLen bounds a resume token (the property's 8 KiB buffer).
+const maxTokenLen = 8191
+
+// validToken refuses anything but the token syntax zfs writes,
+// <version>-<hex>-<hex>-<hex>, so that a token can never be an option.
+func validToken(t string) error {
+	if t == "" || len(t) > maxTokenLen {
+		return errors.Errorf("resume token of %d bytes", len(t))
+	}
+	parts := strings.Split(t, "-")
+	if len(parts) != 4 {
+		return errors.New("resume token is not four fields joined by '-'")
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789abcdefABCDEF") != "" {
+			return errors.New("resume token has a field that is not hexadecimal")
+		}
+	}
+	return nil
 }
 
 // sendArgs validates o and builds the arguments of zfs send; it runs nothing.
 func sendArgs(o SendOptions) ([]string, bool, error) {
 	if err := ValidateSnapshotName(o.Snapshot); err != nil {
 		return nil, false, err
+	}
+	if o.ResumeToken != "" {
+		if o.From != "" || o.Intermediates {
+			return nil, false, errors.Errorf("send %s: a resume token says what to send: no From, no -I", o.Snapshot)
+		}
+		if err := validToken(o.ResumeToken); err != nil {
+			return nil, false, errors.WithMessagef(err, "send %s", o.Snapshot)
+		}
+		return []string{"send", "-t", o.ResumeToken}, false, nil
 	}
 	ds, _ := splitVersionName(o.Snapshot)
 	if o.From == "" {
@@ -269,13 +304,16 @@ func (z *ZFS) Send(ctx context.Context, o SendOptions) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fromBookmark {
+	if fromBookmark || o.ResumeToken != "" {
 		f, err := z.Features(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if !f.Bookmarks {
+		if fromBookmark && !f.Bookmarks {
 			return nil, errors.Wrapf(ErrUnsupported, "send from bookmark %s", o.From)
+		}
+		if o.ResumeToken != "" && !f.ResumeTokens {
+			return nil, errors.Wrapf(ErrUnsupported, "resume the send of %s", o.Snapshot)
 		}
 	}
 	rc, err := z.r.StartOutput(ctx, args...)

@@ -240,6 +240,7 @@ func TestSendArgs(t *testing.T) {
 		{"intermediates", SendOptions{Snapshot: "pool/a@s3", From: "pool/a@s1", Intermediates: true}, []string{"send", "-I", "pool/a@s1", "pool/a@s3"}},
 		{"from bookmark", SendOptions{Snapshot: "pool/a@s2", From: "pool/a#s1"}, []string{"send", "-i", "pool/a#s1", "pool/a@s2"}},
 		{"spaces", SendOptions{Snapshot: "pool/my data@snap 2", From: "pool/my data@snap 1"}, []string{"send", "-i", "pool/my data@snap 1", "pool/my data@snap 2"}},
+		{"resume", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-e3f8a2a6b-c0-789c6360"}, []string{"send", "-t", "1-e3f8a2a6b-c0-789c6360"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,6 +283,11 @@ func TestSendRefusesBeforeRunning(t *testing.T) {
 		{"dollar", SendOptions{Snapshot: "pool/a@$(reboot)"}, "invalid character '$'"},
 		{"percent range", SendOptions{Snapshot: "pool/a@s1%s2"}, "'%' is not allowed"},
 		{"from bad chars", SendOptions{Snapshot: "pool/a@s2", From: "pool/a@s1`x`"}, "invalid character '`'"},
+		{"token like an option", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "-w"}, "not four fields"},
+		{"token with a space", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-a-b-c d"}, "not hexadecimal"},
+		{"token with an empty field", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1--b-c"}, "not hexadecimal"},
+		{"token too long", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-a-b-" + strings.Repeat("0", 8200)}, "resume token of"},
+		{"token and from", SendOptions{Snapshot: "pool/a@s2", From: "pool/a@s1", ResumeToken: "1-a-b-c"}, "no From"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
