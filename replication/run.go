@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
 )
@@ -30,6 +31,10 @@ type Target interface {
 	Exists(ctx context.Context, name string) (bool, error)
 	CreatePlaceholder(ctx context.Context, dataset string) error
 	Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStream, error)
+	// ResumeTokens are the tokens cut resumable receives left under root.
+	ResumeTokens(ctx context.Context, root string) (map[string]string, error)
+	// AbortResume discards what a cut resumable receive left, and its token.
+	AbortResume(ctx context.Context, dataset string) error
 }
 
 // Rollbacker is what a Target needs besides for Options.ForceRollback: a
@@ -173,6 +178,12 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	for i := range tree {
 		r.local[tree[i].Name] = &tree[i]
 	}
+	tokens := map[string]string{}
+	if r.features.ResumeTokens && len(tree) > 0 {
+		if tokens, err = r.dst.ResumeTokens(ctx, r.o.Root); err != nil {
+			return nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", r.o.Root)
+		}
+	}
 	remote, early := checkListing(remote)
 	selected, missing := selectDatasets(remote, r.o.Datasets)
 	for _, name := range missing {
@@ -183,7 +194,7 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	r.incoming = map[string]bool{}
 	for _, fs := range selected {
 		target := r.targetName(fs.Name)
-		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback})
+		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback, ResumeToken: tokens[target]})
 		if p.Action == ActionReplicate && !p.TargetExists {
 			r.incoming[target] = true
 		}
@@ -261,6 +272,13 @@ func (r *runner) execute(ctx context.Context, p DatasetPlan) (res Result) {
 }
 
 func (r *runner) replicate(ctx context.Context, p DatasetPlan, res *Result) error {
+	if p.ClearResume != "" {
+		r.log.Warn("discarding a resume token that cannot be used; the transfer starts afresh",
+			zap.String("target", p.Target), zap.String("why", p.ClearResume))
+		if err := r.dst.AbortResume(ctx, p.Target); err != nil {
+			return errors.WithMessagef(err, "discarding the resume token of %s (%s)", p.Target, p.ClearResume)
+		}
+	}
 	if !p.TargetExists {
 		if err := r.ensureParents(ctx, p.Target); err != nil {
 			return err
@@ -343,9 +361,21 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	if step.From != nil {
 		req.From, req.FromGUID = step.From.Name, step.From.GUID
 	}
+	if step.Resumed {
+		req = api.SendRequest{Dataset: p.Dataset, ResumeToken: step.ResumeToken}
+	}
 	r.emit(Event{Type: EventStepStart, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps)})
 	start := time.Now()
 	resp, stream, err := r.src.Send(ctx, req)
+	if err != nil && step.Resumed && isRefusedCall(err) {
+		// The source will not resume it (the snapshot changed since the
+		// listing): discard the token, so that the next run starts afresh
+		// instead of asking again and again (zrepl #644).
+		if aerr := r.dst.AbortResume(ctx, p.Target); aerr != nil {
+			return 0, errors.Errorf("source: %v; and discarding the resume token: %v", err, aerr)
+		}
+		return 0, errors.WithMessage(err, "the source refused to resume the transfer; its resume token was discarded and the next run starts it afresh")
+	}
 	if err != nil {
 		return 0, errors.WithMessage(err, "source")
 	}
@@ -355,7 +385,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	}
 	recv := &lazyReceive{start: func() (zfs.InputStream, error) {
 		return r.dst.Recv(ctx, zfs.RecvOptions{Target: p.Target, Force: p.Force, Unmounted: r.features.RecvUnmounted,
-			Exclude: excludedProps(r.features, p.Type)})
+			Resumable: r.features.ResumeTokens, Exclude: excludedProps(r.features, p.Type)})
 	}}
 	pw := newProgressWriter(recv, func(n int64, final bool) {
 		r.emit(Event{Type: EventProgress, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
@@ -386,6 +416,16 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	r.emit(Event{Type: EventStepDone, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 		Bytes: n, BytesPerSecond: rate(n, time.Since(start)), Duration: time.Since(start)})
 	return n, nil
+}
+
+// isRefusedCall reports whether the source answered a call with a refusal
+// (the request does not fit what it has), not a failure of its own.
+func isRefusedCall(err error) bool {
+	switch rpc.CodeOf(err) {
+	case rpc.CodeNotFound, rpc.CodeInvalidArgument, rpc.CodePermissionDenied:
+		return true
+	}
+	return false
 }
 
 // received reports whether a failed copy failed on zfs receive's side: it

@@ -15,6 +15,8 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/nvlist"
+	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/sendstream/streamtest"
@@ -72,6 +74,9 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sends = append(s.sends, req)
+	if req.ResumeToken != "" {
+		return s.resume(req)
+	}
 	if err := s.sendErr[req.To]; err != nil {
 		return nil, nil, err
 	}
@@ -139,6 +144,34 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	return resp, st, nil
 }
 
+// resume answers a resume request as a source does: the rest of the
+// snapshot the token names, if it is there with that guid.
+func (s *fakeSource) resume(req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	tok, err := resumetoken.Decode(req.ResumeToken)
+	if err != nil {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "resume token: %v", err)
+	}
+	if err := s.sendErr[tok.ToName]; err != nil {
+		return nil, nil, err
+	}
+	for _, fs := range s.fss {
+		for _, v := range fs.Versions {
+			if v.Name != tok.ToName || uint64(v.GUID) != tok.ToGUID {
+				continue
+			}
+			where, _ := nvlist.Pack(&nvlist.List{Flags: 1, Pairs: []nvlist.Pair{
+				{Name: "resume_object", Type: nvlist.Uint64, Value: tok.Object},
+				{Name: "resume_offset", Type: nvlist.Uint64, Value: tok.Offset}}}, nvlist.Native)
+			data := streamtest.New().Begin(streamtest.Begin{HeaderType: streamtest.Substream, Features: 1 << 20, Objset: streamtest.Filesystem,
+				ToGUID: tok.ToGUID, FromGUID: tok.FromGUID, ToName: tok.ToName, Payload: where}).Write(s.payload).End().Bytes()
+			st := &fakeStream{to: tok.ToName, data: data, cutAfter: -1}
+			s.streams = append(s.streams, st)
+			return &api.SendResponse{To: v}, st, nil
+		}
+	}
+	return nil, nil, rpc.Errorf(rpc.CodeNotFound, "%q does not exist", tok.ToName)
+}
+
 // served is how many bytes the streams of dataset delivered.
 func (s *fakeSource) served(dataset string) int64 {
 	s.mu.Lock()
@@ -194,6 +227,7 @@ type fakeTarget struct {
 	txg      uint64
 	closeErr map[string]error  // target dataset -> what Close (zfs recv) fails with
 	writeErr map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
+	tokens   map[string]string // target dataset -> its receive_resume_token
 	mangle   map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop     map[string]bool   // received snapshot (full name) not recorded
 	calls    []string
@@ -204,7 +238,7 @@ type fakeTarget struct {
 // snapshots (pool included: "backup": nil).
 func newFakeTarget(datasets map[string][]zfs.Version) *fakeTarget {
 	t := &fakeTarget{features: zfs.Features{RecvUnmounted: true}, ds: map[string]*fakeDataset{}, txg: 1000,
-		closeErr: map[string]error{}, writeErr: map[string]error{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
+		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
 	for name, snaps := range datasets {
 		t.ds[name] = &fakeDataset{snaps: append([]zfs.Version(nil), snaps...)}
 	}
@@ -288,6 +322,34 @@ func (t *fakeTarget) Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStre
 	return r, nil
 }
 
+func (t *fakeTarget) ResumeTokens(ctx context.Context, root string) (map[string]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.record("ResumeTokens %s", root)
+	out := map[string]string{}
+	for ds, tok := range t.tokens {
+		if ds == root || strings.HasPrefix(ds, root+"/") {
+			out[ds] = tok
+		}
+	}
+	return out, nil
+}
+
+// AbortResume drops the token, and a partly received new dataset with it.
+func (t *fakeTarget) AbortResume(ctx context.Context, dataset string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.record("AbortResume %s", dataset)
+	if _, ok := t.tokens[dataset]; !ok {
+		return fmt.Errorf("fake zfs: %s has no resume token", dataset)
+	}
+	delete(t.tokens, dataset)
+	if d := t.ds[dataset]; d != nil && t.snapCount(d) == 0 {
+		delete(t.ds, dataset)
+	}
+	return nil
+}
+
 func (t *fakeTarget) Rollback(ctx context.Context, snapshot string, destroyNewer bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -346,11 +408,13 @@ func (t *fakeTarget) receive(o zfs.RecvOptions, stream []byte) error {
 	var hdr struct {
 		FromGUID uint64 // of the first substream: 0 for a full stream
 		Snaps    []streamSnap
+		Resuming bool
 	}
 	rd := sendstream.NewReader(bytes.NewReader(stream), func(b *sendstream.Begin) error {
 		if !b.Compound() {
 			if len(hdr.Snaps) == 0 {
 				hdr.FromGUID = b.FromGUID
+				hdr.Resuming = b.Features&sendstream.FeatureResuming != 0
 			}
 			hdr.Snaps = append(hdr.Snaps, streamSnap{Name: b.Snapshot(), GUID: b.ToGUID})
 		}
@@ -360,6 +424,19 @@ func (t *fakeTarget) receive(o zfs.RecvOptions, stream []byte) error {
 		return fail("cannot receive: invalid stream")
 	}
 	d := t.ds[o.Target]
+	if hdr.Resuming {
+		if _, ok := t.tokens[o.Target]; !ok {
+			return fail("cannot resume: %s has no partially received state", o.Target)
+		}
+		delete(t.tokens, o.Target)
+		if hdr.FromGUID == 0 && d != nil { // the partly received new dataset, now whole
+			for _, sn := range hdr.Snaps {
+				t.txg++
+				d.snaps = append(d.snaps, zfs.Version{Name: o.Target + "@" + sn.Name, Type: zfs.Snapshot, GUID: sn.GUID, CreateTXG: t.txg})
+			}
+			return nil
+		}
+	}
 	switch {
 	case hdr.FromGUID == 0 && d == nil:
 		if i := strings.LastIndexByte(o.Target, '/'); i < 0 || t.ds[o.Target[:i]] == nil {

@@ -41,7 +41,7 @@ func excludedProps(f zfs.Features, typ string) []string {
 // streamPlan is the stream the step asks the source for, for sendstream to
 // hold the source's answer to.
 func streamPlan(dataset, typ string, step Step) sendstream.Plan {
-	p := sendstream.Plan{Dataset: dataset, Intermediates: step.Intermediates}
+	p := sendstream.Plan{Dataset: dataset, Intermediates: step.Intermediates, Resuming: step.Resumed}
 	switch typ {
 	case string(zfs.Filesystem):
 		p.Objset = sendstream.ObjsetFilesystem

@@ -28,7 +28,7 @@ import (
 )
 
 // ZFS is everything a sink may do to the local zfs: list, create unmounted
-// parents, receive, and set its root's quota.
+// parents, receive (resumably, where zfs can), and set its root's quota.
 type ZFS interface {
 	replication.Target
 	SetQuota(ctx context.Context, dataset string, bytes uint64) error

@@ -359,6 +359,10 @@ type RecvOptions struct {
 	Target    string // dataset to receive into, "backup/pool/a"
 	Force     bool   // -F (only when the operator asked to roll back)
 	Unmounted bool   // -u; an error wrapping ErrUnsupported if zfs lacks it
+	// Resumable: keep what arrived of a cut stream, with a
+	// receive_resume_token to continue from (-s); an error wrapping
+	// ErrUnsupported if zfs lacks it.
+	Resumable bool
 	// Exclude are properties forced to inherit rather than taken from the
 	// stream (-x PROP each); an error wrapping ErrUnsupported if zfs lacks -x.
 	Exclude []string
@@ -378,6 +382,12 @@ func recvArgs(o RecvOptions, f Features) ([]string, error) {
 			return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -u", o.Target)
 		}
 		args = append(args, "-u")
+	}
+	if o.Resumable {
+		if !f.ResumeTokens {
+			return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -s", o.Target)
+		}
+		args = append(args, "-s")
 	}
 	if len(o.Exclude) > 0 && !f.RecvExclude {
 		return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -x", o.Target)
@@ -400,7 +410,7 @@ func (z *ZFS) Recv(ctx context.Context, o RecvOptions) (InputStream, error) {
 		return nil, err
 	}
 	var f Features
-	if o.Unmounted || len(o.Exclude) > 0 {
+	if o.Unmounted || o.Resumable || len(o.Exclude) > 0 {
 		var err error
 		if f, err = z.Features(ctx); err != nil {
 			return nil, err
@@ -477,4 +487,48 @@ func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error 
 	}
 	_, err := z.r.Run(ctx, "set", "quota="+strconv.FormatUint(bytes, 10), dataset)
 	return wrapCmd(err, "zfs set quota on %s", dataset)
+}
+
+// ResumeTokens returns the receive_resume_token of every filesystem and
+// volume at or below root that has one, by dataset: what cut resumable
+// receives left. It is empty where zfs has no resume tokens, and for a
+// root that does not exist.
+func (z *ZFS) ResumeTokens(ctx context.Context, root string) (map[string]string, error) {
+	if err := ValidateDatasetName(root); err != nil {
+		return nil, err
+	}
+	f, err := z.Features(ctx)
+	if err != nil || !f.ResumeTokens {
+		return map[string]string{}, err
+	}
+	out, err := z.r.Run(ctx, "get", "-H", "-p", "-r", "-o", "name,value", "-t", "filesystem,volume", "receive_resume_token", root)
+	if errors.Is(err, ErrNotFound) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, wrapCmd(err, "list the resume tokens under %s", root)
+	}
+	tokens := map[string]string{}
+	err = readLines(bytes.NewReader(out), func(line []byte) error {
+		name, value, ok := strings.Cut(string(line), "\t")
+		if !ok || ValidateDatasetName(name) != nil {
+			return errors.Errorf("unexpected line %q", line)
+		}
+		if value != "-" && value != "" {
+			tokens[name] = value
+		}
+		return nil
+	})
+	return tokens, errors.Wrapf(err, "list the resume tokens under %s", root)
+}
+
+// AbortResume discards what a cut resumable receive left in dataset, and
+// its token: `zfs receive -A DATASET`. A partly received new dataset is
+// gone afterwards; an existing one keeps its snapshots.
+func (z *ZFS) AbortResume(ctx context.Context, dataset string) error {
+	if err := ValidateDatasetName(dataset); err != nil {
+		return err
+	}
+	_, err := z.r.Run(ctx, "receive", "-A", dataset)
+	return wrapCmd(err, "zfs receive -A %s", dataset)
 }

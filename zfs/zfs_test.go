@@ -338,6 +338,7 @@ func TestRecvArgs(t *testing.T) {
 		{"force", "usage-zfs-fuse-0.7.txt", RecvOptions{Target: "backup/pool/a", Force: true}, []string{"receive", "-F", "backup/pool/a"}},
 		{"unmounted", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true}, []string{"receive", "-u", "b/a"}},
 		{"force unmounted", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Force: true, Unmounted: true}, []string{"receive", "-F", "-u", "b/a"}},
+		{"resumable", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true, Resumable: true}, []string{"receive", "-u", "-s", "b/a"}},
 		{"excluded properties", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true, Exclude: []string{"mountpoint", "com.example:x"}},
 			[]string{"receive", "-u", "-x", "mountpoint", "-x", "com.example:x", "b/a"}},
 	}
@@ -373,6 +374,9 @@ func TestRecvRefuses(t *testing.T) {
 	}
 	if _, err := z.Recv(ctx, RecvOptions{Target: "b/a", Exclude: []string{"mountpoint"}}); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("-x on zfs-fuse: %v", err)
+	}
+	if _, err := z.Recv(ctx, RecvOptions{Target: "b/a", Resumable: true}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("-s on zfs-fuse: %v", err)
 	}
 	z2 := New(newFake(readTestdata(t, "usage-openzfs-2.2.txt")))
 	for _, prop := range []string{"", "-F", "-o", "mountpoint=/etc", "a b", "Mountpoint", "x\n"} {
@@ -563,5 +567,28 @@ func TestEstimateSend(t *testing.T) {
 		if got := parseSendSize([]byte(in)); got != want {
 			t.Errorf("parseSendSize(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+func TestResumeTokens(t *testing.T) {
+	out := "b/root\t-\nb/root/a\t1-e3f8a2a6b-c0-789c6360\nb/root/v\t-\n"
+	f := openzfsFake(t).
+		on("get -H -p -r -o name,value -t filesystem,volume receive_resume_token b/root", out, nil).
+		on("receive -A b/root/a", "", nil)
+	z := New(f)
+	got, err := z.ResumeTokens(ctx, "b/root")
+	if err != nil || !reflect.DeepEqual(got, map[string]string{"b/root/a": "1-e3f8a2a6b-c0-789c6360"}) {
+		t.Fatalf("ResumeTokens = %v, %v", got, err)
+	}
+	if err := z.AbortResume(ctx, "b/root/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.AbortResume(ctx, "-F"); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("AbortResume(-F): %v", err)
+	}
+	// zfs-fuse has no tokens: nothing runs.
+	f = fuseFake(t)
+	if got, err := New(f).ResumeTokens(ctx, "b/root"); err != nil || len(got) != 0 || len(f.callsExceptProbe()) != 0 {
+		t.Errorf("zfs-fuse: %v, %v, calls %q", got, err, f.callsExceptProbe())
 	}
 }
