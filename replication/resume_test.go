@@ -154,4 +154,3 @@ func TestRunResumeRefusedBySource(t *testing.T) {
 		t.Errorf("the next run: %+v", sum.Results[0])
 	}
 }
-
