@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode"
@@ -19,10 +20,11 @@ import (
 
 // Timing of the ssh process lifecycle.
 const (
-	closeGrace   = 2 * time.Second        // Close: from closing ssh's stdin to SIGTERM
-	termGrace    = time.Second            // Close and ctx cancel: from SIGTERM to SIGKILL
-	diagnoseWait = 2 * time.Second        // Diagnose: how long to wait for ssh to exit
-	stderrDrain  = 250 * time.Millisecond // after ssh exited: for its last stderr bytes to arrive
+	closeGrace     = 2 * time.Second        // Close: from closing ssh's stdin to SIGTERM
+	termGrace      = time.Second            // Close and ctx cancel: from SIGTERM to SIGKILL
+	diagnoseWait   = 2 * time.Second        // Diagnose: how long to wait for ssh to exit
+	stderrDrain    = 250 * time.Millisecond // after ssh exited: for its last stderr bytes to arrive, while none come
+	stderrDrainMax = 5 * time.Second        // after ssh exited: for all of its stderr, however fast it comes
 )
 
 // pipeSize is the capacity asked for ssh's stdin and stdout pipes. Linux's
@@ -296,6 +298,8 @@ type sshConn struct {
 	stderr *os.File // our end of ssh's stderr
 
 	tail       tailBuffer
+	stderrRead atomic.Int64  // bytes of stderr read so far
+	stderrBusy atomic.Bool   // the stderr reader is handling what it read (not waiting in Read)
 	stderrDone chan struct{} // closed when the stderr reader has finished
 
 	mu      sync.Mutex
@@ -449,15 +453,27 @@ func (c *sshConn) waitExited(d time.Duration) bool {
 	}
 }
 
-// waitStderr gives the stderr reader a moment to take in what ssh wrote
-// just before it exited. It gives up early if a grandchild (a ProxyCommand,
-// say) keeps the pipe open.
+// waitStderr lets the stderr reader take in what ssh wrote before it
+// exited: up to a pipe's worth, which a slow machine may take long to log.
+// It waits while the reader makes progress (for at most stderrDrainMax),
+// and gives up once it has waited in Read for stderrDrain without getting
+// anything, as when a grandchild (a ProxyCommand, say) keeps the pipe open.
 func (c *sshConn) waitStderr() {
+	deadline := time.Now().Add(stderrDrainMax)
 	t := time.NewTimer(stderrDrain)
 	defer t.Stop()
-	select {
-	case <-c.stderrDone:
-	case <-t.C:
+	for read := c.stderrRead.Load(); ; {
+		select {
+		case <-c.stderrDone:
+			return
+		case <-t.C:
+		}
+		now := c.stderrRead.Load()
+		if (now == read && !c.stderrBusy.Load()) || time.Now().After(deadline) {
+			return
+		}
+		read = now
+		t.Reset(stderrDrain)
 	}
 }
 
@@ -467,8 +483,11 @@ func (c *sshConn) readStderr() {
 	lines := lineLogger{log: c.log}
 	buf := make([]byte, 4096)
 	for {
+		c.stderrBusy.Store(false)
 		n, err := c.stderr.Read(buf)
+		c.stderrBusy.Store(true)
 		if n > 0 {
+			c.stderrRead.Add(int64(n))
 			c.tail.Write(buf[:n])
 			lines.Write(buf[:n])
 		}

@@ -266,6 +266,28 @@ func TestCloseConcurrent(t *testing.T) {
 	assertGone(t, c.pid)
 }
 
+// TestDiagnoseWaitsForSlowStderr: ssh exits with much of its stderr not yet
+// read while logging it stalls (a busy or emulated machine). Diagnose still
+// reports the last line ssh wrote, not a line from the middle.
+func TestDiagnoseWaitsForSlowStderr(t *testing.T) {
+	s := fakeSSH(t, `i=0; while [ $i -lt 3000 ]; do echo "remote noise line $i"; i=$((i+1)); done >&2
+echo 'Connection reset by 192.0.2.7 port 22' >&2; exit 255`)
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zap.DebugLevel)
+	logged := 0
+	s.Log = zap.New(zapcore.RegisterHooks(core, func(zapcore.Entry) error {
+		if logged++; logged == 2000 { // the rest fits in the pipe: ssh exits meanwhile
+			time.Sleep(time.Second)
+		}
+		return nil
+	}))
+	c := dialSSH(t, context.Background(), s)
+	_, err := readToEnd(c)
+	var se *SSHError
+	if derr := c.Diagnose(err); !errors.As(derr, &se) || se.Kind != ConnectionClosed || !strings.HasSuffix(se.Stderr, "remote noise line 2999\nConnection reset by 192.0.2.7 port 22\n") {
+		t.Fatalf("Diagnose: %v", derr)
+	}
+}
+
 func TestDiagnose(t *testing.T) {
 	tests := []struct {
 		name       string
