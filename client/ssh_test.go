@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,9 +274,9 @@ func TestDiagnoseWaitsForSlowStderr(t *testing.T) {
 	s := fakeSSH(t, `i=0; while [ $i -lt 3000 ]; do echo "remote noise line $i"; i=$((i+1)); done >&2
 echo 'Connection reset by 192.0.2.7 port 22' >&2; exit 255`)
 	core := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zap.DebugLevel)
-	logged := 0
-	s.Log = zap.New(zapcore.RegisterHooks(core, func(zapcore.Entry) error {
-		if logged++; logged == 2000 { // the rest fits in the pipe: ssh exits meanwhile
+	var logged atomic.Int64
+	s.Log = zap.New(zapcore.RegisterHooks(core, func(e zapcore.Entry) error {
+		if e.Message == "ssh stderr" && logged.Add(1) == 2000 { // the rest fits in the pipe: ssh exits meanwhile
 			time.Sleep(time.Second)
 		}
 		return nil
