@@ -82,9 +82,9 @@ func NewPlan(v Version, log *Log) (*Plan, error) {
 	return p, nil
 }
 
-// resolve runs `apt-get install --simulate` of Packages against an empty
-// package database with the image's sources, and returns the sorted
-// "name=version" of every package it would install.
+// resolve runs `apt-get install --simulate` of the Essential packages, apt
+// and Packages against an empty package database with the image's sources,
+// and returns the sorted "name=version" of every package it would install.
 func resolve(v Version, sources []string) ([]string, error) {
 	dir := filepath.Join(CacheDir, "apt", v.Name)
 	for _, d := range []string{"lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d"} {
@@ -119,7 +119,8 @@ Dir::Etc::PreferencesParts "%[1]s/etc/preferences.d";
 	if out, err := update.CombinedOutput(); err != nil {
 		return nil, errors.Wrapf(err, "apt-get update with the image's sources:\n%s", out)
 	}
-	sim := exec.Command("apt-get", "install", "--simulate", "-q", "-y", "--no-install-recommends")
+	// mmdebstrap's apt variant is the Essential packages and apt.
+	sim := exec.Command("apt-get", "install", "--simulate", "-q", "-y", "--no-install-recommends", "?essential", "apt")
 	sim.Args = append(sim.Args, Packages...)
 	sim.Env = env
 	out, err := sim.CombinedOutput()
@@ -278,7 +279,8 @@ func writeRecipeFiles(dir string) error {
 // configureGuest installs the init script and the lab's key into the root
 // file system, takes its kernel and initrd out, and writes a manifest of
 // what the image holds; it checks that what got installed is what the
-// plan resolved.
+// plan resolved (a package the simulation chose may be left out for another
+// that provides it).
 func configureGuest(root string, img *Image, p *Plan) error {
 	kvers, err := os.ReadDir(filepath.Join(root, "lib", "modules"))
 	if err != nil || len(kvers) != 1 {
@@ -330,16 +332,20 @@ func configureGuest(root string, img *Image, p *Plan) error {
 	if err != nil {
 		return errors.Wrap(err, "dpkg-query in the guest")
 	}
-	have := map[string]bool{}
-	scanLines(string(installed), func(l string) { have[l] = true })
-	var missing []string
+	have := map[string]string{}
+	scanLines(string(installed), func(l string) {
+		name, version, _ := strings.Cut(l, "=")
+		have[name] = version
+	})
+	var differ []string
 	for _, r := range p.Resolved {
-		if !have[r] {
-			missing = append(missing, r)
+		name, version, _ := strings.Cut(r, "=")
+		if v, ok := have[name]; ok && v != version {
+			differ = append(differ, fmt.Sprintf("%s %s (resolved %s)", name, v, version))
 		}
 	}
-	if len(missing) > 0 {
-		return errors.Errorf("the guest lacks packages the plan resolved (the mirror changed during the build?): %s", strings.Join(missing, " "))
+	if len(differ) > 0 {
+		return errors.Errorf("the guest has other package versions than resolved (the mirror changed during the build?): %s", strings.Join(differ, ", "))
 	}
 	manifest := fmt.Sprintf("built %s\nkernel %s\n%s\n\nsources:\n%s\n\ninstalled:\n%s", time.Now().UTC().Format(time.RFC3339),
 		kver, p.ZFS(), strings.Join(p.Sources, "\n"), installed)
