@@ -104,28 +104,6 @@ func BuildTests(moduleRoot, stage string, pkgs []TestPackage) error {
 	return nil
 }
 
-// CopyTree copies the directory stage to dst in the guest (replacing it).
-func (vm *VM) CopyTree(stage, dst string) error {
-	tar := exec.Command("tar", "-C", stage, "-cf", "-", ".")
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		return errors.Wrap(err, "tar")
-	}
-	cmd, err := vm.Command(context.Background(), fmt.Sprintf("rm -rf %[1]s && mkdir -p %[1]s && tar -C %[1]s -xf -", shellQuote(dst)))
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		return errors.Wrap(err, "tar")
-	}
-	out, err := cmd.CombinedOutput()
-	if werr := tar.Wait(); err == nil && werr != nil {
-		err = werr
-	}
-	return errors.Wrapf(err, "copying %s into the guest: %s", stage, out)
-}
-
 // PackageResult is how one package's tests went.
 type PackageResult struct {
 	Package                 string
@@ -201,8 +179,9 @@ type event struct {
 }
 
 // Summarize reads test2json events and writes what `go test` (without -v)
-// shows: the output of tests that failed or skipped (with their subtests),
-// and the package's own output if it failed outside any test.
+// shows: the output of each test that failed or skipped (a passing subtest
+// of a failed test shows nothing), and the package's own output if it
+// failed outside any test.
 func Summarize(pkg string, r io.Reader, w io.Writer) *PackageResult {
 	res := &PackageResult{Package: pkg}
 	var all []event
@@ -236,20 +215,12 @@ func Summarize(pkg string, r io.Reader, w io.Writer) *PackageResult {
 			}
 		}
 	}
-	shown := func(test string) bool {
-		for b := range bad {
-			if test == b || strings.HasPrefix(test, b+"/") {
-				return true
-			}
-		}
-		return false
-	}
 	failedOutside := pkgAction != "pass" && len(res.Failed) == 0
 	for _, e := range all {
 		if strings.HasPrefix(e.Output, "=== ") {
 			continue
 		}
-		if (e.Test == "" && failedOutside && e.Output != "PASS\n") || (e.Test != "" && shown(e.Test)) {
+		if (e.Test == "" && failedOutside && e.Output != "PASS\n") || bad[e.Test] {
 			fmt.Fprint(w, e.Output)
 		}
 	}

@@ -15,6 +15,9 @@ func TestSummarizeShowsFailuresAndSkipsOnly(t *testing.T) {
 		`{"Action":"output","Test":"TestOK","Output":"quiet log\n"}`,
 		`{"Action":"pass","Test":"TestOK"}`,
 		`{"Action":"output","Test":"TestBad","Output":"=== RUN   TestBad\n"}`,
+		`{"Action":"output","Test":"TestBad/fine","Output":"    log of a passing subtest\n"}`,
+		`{"Action":"output","Test":"TestBad/fine","Output":"--- PASS: TestBad/fine (0.10s)\n"}`,
+		`{"Action":"pass","Test":"TestBad/fine"}`,
 		`{"Action":"output","Test":"TestBad/sub","Output":"    bad_test.go:9: boom\n"}`,
 		`{"Action":"output","Test":"TestBad/sub","Output":"--- FAIL: TestBad/sub (0.10s)\n"}`,
 		`{"Action":"fail","Test":"TestBad/sub"}`,
@@ -32,11 +35,11 @@ func TestSummarizeShowsFailuresAndSkipsOnly(t *testing.T) {
 	if out.String() != want {
 		t.Fatalf("output:\n%s\nwant:\n%s", out.String(), want)
 	}
-	if len(r.Passed) != 1 || len(r.Failed) != 2 || len(r.Skipped) != 1 || r.Failure != "" || r.OK() {
+	if len(r.Passed) != 2 || len(r.Failed) != 2 || len(r.Skipped) != 1 || r.Failure != "" || r.OK() {
 		t.Fatalf("result %+v", r)
 	}
 	passed, failed, skipped := Totals([]*PackageResult{r})
-	if passed != 1 || failed != 2 || skipped != 1 {
+	if passed != 2 || failed != 2 || skipped != 1 {
 		t.Fatalf("totals %d %d %d", passed, failed, skipped)
 	}
 }

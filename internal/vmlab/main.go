@@ -268,7 +268,7 @@ func test(vm *VM, only []string, stdout io.Writer, log *Log) error {
 		log.Printf("using the running OpenZFS %s VM", vm.Version.Name)
 	}
 	err = log.Phase("copy the binaries into the guest", func() error {
-		if err := vm.CopyTree(stage, guestTestDir); err != nil {
+		if err := vm.CopyIn(stage, guestTestDir); err != nil {
 			return err
 		}
 		_, err := vm.Run("install -m 755 " + guestTestDir + "/zrep-stdinserver /usr/local/bin/zrep-stdinserver")
