@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -94,8 +93,16 @@ func TestIntegrationFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("features of the installed zfs: %+v", f)
-	if _, err := exec.LookPath("zfs-fuse"); err == nil && f != (Features{}) {
-		t.Errorf("zfs-fuse detected with features %+v", f)
+	version, openZFS := testenv.OpenZFS(t)
+	if !openZFS {
+		if f != (Features{}) {
+			t.Errorf("zfs-fuse detected with features %+v", f)
+		}
+		return
+	}
+	// OpenZFS 2.x has every feature zrep detects.
+	if !f.ListParsable || !f.Bookmarks || !f.RecvUnmounted || !f.ResumeTokens || !f.SendEstimate {
+		t.Errorf("%s detected with features %+v, want all of them", version, f)
 	}
 }
 

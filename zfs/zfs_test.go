@@ -528,6 +528,7 @@ func TestNotFoundMapping(t *testing.T) {
 		{"WARNING: could not send p/a@nope: does not exist", true},
 		{"warning: cannot send 'p/a@s2': incremental source (@nope) does not exist", true},
 		{"could not find any snapshots to destroy; check snapshot names.", true},
+		{"cannot open 'p/a#nope': no such pool or dataset", true}, // OpenZFS, a missing bookmark
 		{"cannot destroy 'p/a@s1': dataset is busy", false},
 		{"cannot receive incremental stream: destination p/a has been modified\nsince most recent snapshot", false},
 		{"", false},
