@@ -83,11 +83,16 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]stri
 	}
 	var args []string
 	parse := parseGet
-	if f.ListParsable {
+	switch {
+	case f.ListParsable && f.Encryption:
+		args = append([]string{"list", "-H", "-p", "-o", "name," + listPropsEncrypted,
+			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
+		parse = parseListEncrypted
+	case f.ListParsable:
 		args = append([]string{"list", "-H", "-p", "-o", "name," + listProps,
 			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
 		parse = parseList
-	} else {
+	default:
 		args = append([]string{"get", "-H", "-p", "-o", "name,property,value"}, depth...)
 		args = append(args, listProps)
 	}
@@ -101,18 +106,28 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]stri
 // from one zfs process, sorted by name. root "" lists all pools; otherwise
 // root and everything below it (ErrNotFound if root does not exist).
 func (z *ZFS) ListDatasets(ctx context.Context, root string) ([]Dataset, error) {
-	args := []string{"list", "-H", "-o", "name,type", "-t", "filesystem,volume"}
 	if root != "" {
 		if err := ValidateDatasetName(root); err != nil {
 			return nil, err
 		}
+	}
+	f, err := z.Features(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cols := "name,type"
+	if f.Encryption {
+		cols += ",encryption"
+	}
+	args := []string{"list", "-H", "-o", cols, "-t", "filesystem,volume"}
+	if root != "" {
 		args = append(args, "-r", root)
 	}
 	out, err := z.r.Run(ctx, args...)
 	if err != nil {
 		return nil, wrapCmd(err, "zfs list")
 	}
-	ds, err := parseDatasets(bytes.NewReader(out))
+	ds, err := parseDatasets(bytes.NewReader(out), f.Encryption)
 	return ds, errors.Wrap(err, "zfs list")
 }
 
@@ -234,6 +249,37 @@ type SendOptions struct {
 	// caller must have checked every field of the token (package
 	// resumetoken): zfs send -t trusts it entirely.
 	ResumeToken string
+	// Raw sends an encrypted dataset as it is on disk, ciphertext (-w).
+	Raw bool
+	// LargeBlocks, Embedded, Compressed: -L, -e, -c.
+	LargeBlocks, Embedded, Compressed bool
+}
+
+// flags returns the stream flags of o, in zfs's order.
+func (o SendOptions) flags() []string {
+	var out []string
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{o.Raw, "-w"}, {o.LargeBlocks, "-L"}, {o.Embedded, "-e"}, {o.Compressed, "-c"}} {
+		if f.on {
+			out = append(out, f.flag)
+		}
+	}
+	return out
+}
+
+// checkFlags refuses flags the installed zfs lacks.
+func (o SendOptions) checkFlags(f Features) error {
+	for _, c := range []struct {
+		want, have bool
+		flag       string
+	}{{o.Raw, f.SendRaw, "-w"}, {o.LargeBlocks, f.SendLargeBlocks, "-L"}, {o.Embedded, f.SendEmbedded, "-e"}, {o.Compressed, f.SendCompressed, "-c"}} {
+		if c.want && !c.have {
+			return errors.Wrapf(ErrUnsupported, "zfs send %s of %s", c.flag, o.Snapshot)
+		}
+	}
+	return nil
 }
 
 // maxTokenLen bounds a resume token (the property's 8 KiB buffer).
@@ -269,14 +315,14 @@ func sendArgs(o SendOptions) ([]string, bool, error) {
 		if err := validToken(o.ResumeToken); err != nil {
 			return nil, false, errors.WithMessagef(err, "send %s", o.Snapshot)
 		}
-		return []string{"send", "-t", o.ResumeToken}, false, nil
+		return append(append([]string{"send"}, o.flags()...), "-t", o.ResumeToken), false, nil
 	}
 	ds, _ := splitVersionName(o.Snapshot)
 	if o.From == "" {
 		if o.Intermediates {
 			return nil, false, errors.Errorf("send %s: -I needs a From snapshot", o.Snapshot)
 		}
-		return []string{"send", o.Snapshot}, false, nil
+		return append(append([]string{"send"}, o.flags()...), o.Snapshot), false, nil
 	}
 	fromDS, sep, _, err := SplitVersion(o.From)
 	if err != nil {
@@ -294,7 +340,7 @@ func sendArgs(o SendOptions) ([]string, bool, error) {
 	if o.Intermediates {
 		flag = "-I"
 	}
-	return []string{"send", flag, o.From, o.Snapshot}, sep == '#', nil
+	return append(append([]string{"send"}, o.flags()...), flag, o.From, o.Snapshot), sep == '#', nil
 }
 
 // Send starts `zfs send [-i|-I FROM] SNAPSHOT` and returns its stream; see Runner.StartOutput
@@ -304,9 +350,12 @@ func (z *ZFS) Send(ctx context.Context, o SendOptions) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fromBookmark || o.ResumeToken != "" {
+	if fromBookmark || o.ResumeToken != "" || len(o.flags()) > 0 {
 		f, err := z.Features(ctx)
 		if err != nil {
+			return nil, err
+		}
+		if err := o.checkFlags(f); err != nil {
 			return nil, err
 		}
 		if fromBookmark && !f.Bookmarks {

@@ -122,7 +122,7 @@ func TestIntegrationList(t *testing.T) {
 		t.Fatal(err)
 	}
 	below, err := z.ListDatasets(ctx, pool+"/a")
-	if want := []Dataset{{pool + "/a", Filesystem}, {pool + "/a/c", Filesystem}}; err != nil || !reflect.DeepEqual(below, want) {
+	if want := []Dataset{{Name: pool + "/a", Type: Filesystem}, {Name: pool + "/a/c", Type: Filesystem}}; err != nil || !reflect.DeepEqual(below, want) {
 		t.Errorf("ListDatasets(%s/a) = %+v, %v; want %+v", pool, below, err, want)
 	}
 	if _, err := z.ListDatasets(ctx, pool+"/nope"); !errors.Is(err, ErrNotFound) {
@@ -134,7 +134,7 @@ func TestIntegrationList(t *testing.T) {
 			mine = append(mine, d)
 		}
 	}
-	wantDS := []Dataset{{pool, Filesystem}, {pool + "/a", Filesystem}, {pool + "/a/c", Filesystem}, {pool + "/sp ace", Filesystem}}
+	wantDS := []Dataset{{Name: pool, Type: Filesystem}, {Name: pool + "/a", Type: Filesystem}, {Name: pool + "/a/c", Type: Filesystem}, {Name: pool + "/sp ace", Type: Filesystem}}
 	if !reflect.DeepEqual(mine, wantDS) {
 		t.Errorf("ListDatasets: %+v", mine)
 	}

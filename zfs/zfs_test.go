@@ -65,14 +65,14 @@ func TestListDatasets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Dataset{{"p", Filesystem}, {"p/a", Volume}, {"p/b", Filesystem}}
+	want := []Dataset{{Name: "p", Type: Filesystem}, {Name: "p/a", Type: Volume}, {Name: "p/b", Type: Filesystem}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)
 	}
-	if n := f.numCalls(); n != 1 {
+	if n := len(f.callsExceptProbe()); n != 1 {
 		t.Errorf("%d zfs processes, want 1", n)
 	}
-	if got, err := New(f).ListDatasets(ctx, "p/a"); err != nil || !reflect.DeepEqual(got, []Dataset{{"p/a", Volume}}) {
+	if got, err := New(f).ListDatasets(ctx, "p/a"); err != nil || !reflect.DeepEqual(got, []Dataset{{Name: "p/a", Type: Volume}}) {
 		t.Errorf("ListDatasets(p/a) = %+v, %v", got, err)
 	}
 	if _, err := New(f).ListDatasets(ctx, "p/x"); !errors.Is(err, ErrNotFound) {
@@ -125,9 +125,9 @@ func TestListVersionsZFSFuse(t *testing.T) {
 }
 
 func TestListVersionsOpenZFS(t *testing.T) {
-	wantArgs := []string{"list", "-H", "-p", "-o", "name,type,guid,createtxg,creation",
+	wantArgs := []string{"list", "-H", "-p", "-o", "name,type,guid,createtxg,creation,encryption",
 		"-t", "filesystem,volume,snapshot,bookmark", "-d", "1", "tank/a"}
-	f := openzfsFake(t).on(strings.Join(wantArgs, " "), listOutput, nil)
+	f := openzfsFake(t).on(strings.Join(wantArgs, " "), listOutputEncrypted, nil)
 	got, err := New(f).ListVersions(ctx, "tank/a")
 	if err != nil {
 		t.Fatal(err)
@@ -172,13 +172,16 @@ func TestListTree(t *testing.T) {
 		}
 	})
 	t.Run("OpenZFS", func(t *testing.T) {
-		f := openzfsFake(t).on("list -H -p -o name,type,guid,createtxg,creation -t filesystem,volume,snapshot,bookmark -r tank", listOutput, nil)
+		f := openzfsFake(t).on("list -H -p -o name,type,guid,createtxg,creation,encryption -t filesystem,volume,snapshot,bookmark -r tank", listOutputEncrypted, nil)
 		tree, err := New(f).ListTree(ctx, "tank")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(tree) != 3 || len(tree[1].Versions) != 3 || tree[2].Type != Volume {
 			t.Errorf("tree %+v", tree)
+		}
+		if tree[0].Encrypted || !tree[1].Encrypted || tree[2].Encrypted {
+			t.Errorf("encrypted: %v %v %v, want only tank/a", tree[0].Encrypted, tree[1].Encrypted, tree[2].Encrypted)
 		}
 	})
 	t.Run("truncated output with failure", func(t *testing.T) {
@@ -241,6 +244,9 @@ func TestSendArgs(t *testing.T) {
 		{"from bookmark", SendOptions{Snapshot: "pool/a@s2", From: "pool/a#s1"}, []string{"send", "-i", "pool/a#s1", "pool/a@s2"}},
 		{"spaces", SendOptions{Snapshot: "pool/my data@snap 2", From: "pool/my data@snap 1"}, []string{"send", "-i", "pool/my data@snap 1", "pool/my data@snap 2"}},
 		{"resume", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-e3f8a2a6b-c0-789c6360"}, []string{"send", "-t", "1-e3f8a2a6b-c0-789c6360"}},
+		{"resume raw", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-e3f8a2a6b-c0-789c6360", Raw: true}, []string{"send", "-w", "-t", "1-e3f8a2a6b-c0-789c6360"}},
+		{"raw -I", SendOptions{Snapshot: "pool/a@s3", From: "pool/a@s1", Intermediates: true, Raw: true}, []string{"send", "-w", "-I", "pool/a@s1", "pool/a@s3"}},
+		{"-L -e -c", SendOptions{Snapshot: "pool/a@s2", LargeBlocks: true, Embedded: true, Compressed: true}, []string{"send", "-L", "-e", "-c", "pool/a@s2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +264,15 @@ func TestSendArgs(t *testing.T) {
 				t.Errorf("argv %q, want %q", calls, tt.want)
 			}
 		})
+	}
+}
+
+func TestSendFlagsZFSFuseLacks(t *testing.T) {
+	for _, o := range []SendOptions{{Snapshot: "p/a@s", Raw: true}, {Snapshot: "p/a@s", Compressed: true}, {Snapshot: "p/a@s", LargeBlocks: true}} {
+		f := fuseFake(t)
+		if _, err := New(f).Send(ctx, o); !errors.Is(err, ErrUnsupported) || len(f.callsExceptProbe()) != 0 {
+			t.Errorf("%+v on zfs-fuse: %v, calls %q", o, err, f.callsExceptProbe())
+		}
 	}
 }
 
