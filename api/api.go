@@ -84,6 +84,15 @@ type SendRequest struct {
 	// Intermediates must be empty. The source checks every field of the
 	// token against its policy and its zfs before anything runs.
 	ResumeToken string `json:"resume_token,omitempty"`
+	// Raw asks for an encrypted dataset as it is on disk, ciphertext (zfs
+	// send -w); the receiver never needs its key. Sources whose policy says
+	// raw_only send encrypted datasets only this way.
+	Raw bool `json:"raw,omitempty"`
+	// LargeBlocks, Embedded and Compressed ask for zfs send -L, -e and -c;
+	// a source applies those its zfs has.
+	LargeBlocks bool `json:"large_blocks,omitempty"`
+	Embedded    bool `json:"embedded,omitempty"`
+	Compressed  bool `json:"compressed,omitempty"`
 }
 
 // SendResponse describes the stream that follows as the body.
@@ -99,6 +108,9 @@ type SendResponse struct {
 type Filesystem struct {
 	Name string `json:"name"`
 	Type string `json:"type"` // "filesystem" or "volume"
+	// Encrypted: the dataset is encrypted on the source; a receiver that
+	// must not see its plaintext asks for it raw.
+	Encrypted bool `json:"encrypted,omitempty"`
 	// Versions is filled by the client from the listing's version records.
 	Versions []Version `json:"versions,omitempty"`
 }

@@ -27,6 +27,8 @@ import (
 
 // ZFS is what the handlers need of the zfs package; tests substitute a fake.
 type ZFS interface {
+	// Features are what the installed zfs supports.
+	Features(ctx context.Context) (zfs.Features, error)
 	// ListDatasets lists filesystems and volumes: all of them for root "",
 	// else root and below it (zfs.ErrNotFound if root does not exist).
 	ListDatasets(ctx context.Context, root string) ([]zfs.Dataset, error)
@@ -50,17 +52,29 @@ var _ Policy = (*policy.Filter)(nil)
 
 // Handlers serves one caller (one identity) with its policy.
 type Handlers struct {
-	zfs    ZFS
-	policy Policy
-	log    *zap.Logger
+	zfs     ZFS
+	policy  Policy
+	log     *zap.Logger
+	rawOnly bool
 }
 
+// An Option changes what the handlers allow.
+type Option func(*Handlers)
+
+// RawOnly makes encrypted datasets go out only raw (zfs send -w): the
+// caller never gets their plaintext (the policy's raw_only).
+func RawOnly() Option { return func(h *Handlers) { h.rawOnly = true } }
+
 // New returns the handlers for a caller whose datasets p allows.
-func New(z ZFS, p Policy, log *zap.Logger) *Handlers {
+func New(z ZFS, p Policy, log *zap.Logger, opts ...Option) *Handlers {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Handlers{zfs: z, policy: p, log: log}
+	h := &Handlers{zfs: z, policy: p, log: log}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // Methods returns every call of the endpoint by name, as rpc.Server.Register
@@ -104,7 +118,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 		for _, d := range tree {
 			if h.policy.Allows(d.Name) {
-				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Versions: apiVersions(d.Versions)})
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted, Versions: apiVersions(d.Versions)})
 			}
 		}
 	} else {
@@ -114,7 +128,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 		for _, d := range list {
 			if h.policy.Allows(d.Name) {
-				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type)})
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted})
 			}
 		}
 	}
@@ -150,7 +164,7 @@ func (h *Handlers) listFailed(err error, root string) error {
 // ListVersions lists the snapshots (and bookmarks) of one allowed dataset,
 // oldest first.
 func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest) (*api.ListResponse, io.ReadCloser, error) {
-	versions, err := h.versions(ctx, req.Dataset)
+	_, versions, err := h.versions(ctx, req.Dataset)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,26 +181,26 @@ func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest
 // policy after it; only an allowed dataset that exists gets its versions
 // listed. A name below no root is denied whatever exists, and answered
 // without running zfs: that tells only where the roots are.
-func (h *Handlers) versions(ctx context.Context, dataset string) ([]zfs.Version, error) {
+func (h *Handlers) versions(ctx context.Context, dataset string) (zfs.Dataset, []zfs.Version, error) {
 	if err := zfs.ValidateDatasetName(dataset); err != nil {
-		return nil, invalid(err)
+		return zfs.Dataset{}, nil, invalid(err)
 	}
 	root, ok := h.rootOf(dataset)
 	if !ok {
-		return nil, notFound(dataset)
+		return zfs.Dataset{}, nil, notFound(dataset)
 	}
-	exists, err := h.existsBelow(ctx, root, dataset)
+	ds, exists, err := h.findBelow(ctx, root, dataset)
 	if err != nil {
-		return nil, err
+		return zfs.Dataset{}, nil, err
 	}
 	if !exists || !h.policy.Allows(dataset) {
-		return nil, notFound(dataset)
+		return zfs.Dataset{}, nil, notFound(dataset)
 	}
 	versions, err := h.zfs.ListVersions(ctx, dataset)
 	if errors.Is(err, zfs.ErrNotFound) {
-		return nil, notFound(dataset)
+		return zfs.Dataset{}, nil, notFound(dataset)
 	}
-	return versions, errors.WithMessagef(err, "listing versions of %s", dataset)
+	return ds, versions, errors.WithMessagef(err, "listing versions of %s", dataset)
 }
 
 // rootOf returns the policy root that dataset is or lies below, if any
@@ -200,22 +214,22 @@ func (h *Handlers) rootOf(dataset string) (string, bool) {
 	return "", false
 }
 
-// existsBelow reports whether dataset, which is root or below it, exists,
-// from a listing of root and everything below it.
-func (h *Handlers) existsBelow(ctx context.Context, root, dataset string) (bool, error) {
+// findBelow finds dataset, which is root or below it, in a listing of root
+// and everything below it.
+func (h *Handlers) findBelow(ctx context.Context, root, dataset string) (zfs.Dataset, bool, error) {
 	list, err := h.zfs.ListDatasets(ctx, root)
 	if errors.Is(err, zfs.ErrNotFound) {
-		return false, nil
+		return zfs.Dataset{}, false, nil
 	}
 	if err != nil {
-		return false, h.listFailed(err, root)
+		return zfs.Dataset{}, false, h.listFailed(err, root)
 	}
 	for _, d := range list {
 		if d.Name == dataset {
-			return true, nil
+			return d, true, nil
 		}
 	}
-	return false, nil
+	return zfs.Dataset{}, false, nil
 }
 
 func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListResponse, io.ReadCloser, error) {
@@ -256,9 +270,12 @@ func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResp
 			return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "intermediates needs a snapshot as incremental base, not bookmark %q", req.From)
 		}
 	}
-	versions, err := h.versions(ctx, req.Dataset)
+	ds, versions, err := h.versions(ctx, req.Dataset)
 	if err != nil {
 		return nil, nil, err
+	}
+	if h.rawOnly && ds.Encrypted && !req.Raw {
+		return nil, nil, h.rawRequired(ds.Name)
 	}
 	to, err := findVersion(versions, req.To, req.ToGUID)
 	if err != nil {
@@ -279,9 +296,35 @@ func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResp
 		v := apiVersion(from)
 		resp.From = &v
 	}
+	opts, err := h.streamOptions(ctx, req, ds)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Snapshot, opts.From, opts.Intermediates = req.To, req.From, req.Intermediates
 	h.log.Info("sending", zap.String("dataset", req.Dataset), zap.String("to", req.To),
-		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates))
-	return h.send(ctx, resp, zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates})
+		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates), zap.Bool("raw", opts.Raw))
+	return h.send(ctx, resp, opts)
+}
+
+// rawRequired is the refusal of a plaintext send under raw_only.
+func (h *Handlers) rawRequired(dataset string) error {
+	return rpc.Errorf(rpc.CodePermissionDenied, "%q is encrypted, and this key may receive encrypted datasets only raw (the policy's raw_only): ask for it raw (pull --raw)", dataset)
+}
+
+// streamOptions are the stream flags of req that this zfs applies: raw for
+// an encrypted dataset (always under raw_only), and -L, -e, -c where zfs
+// has them.
+func (h *Handlers) streamOptions(ctx context.Context, req api.SendRequest, ds zfs.Dataset) (zfs.SendOptions, error) {
+	f, err := h.zfs.Features(ctx)
+	if err != nil {
+		return zfs.SendOptions{}, errors.WithMessage(err, "detecting zfs's features")
+	}
+	return zfs.SendOptions{
+		Raw:         ds.Encrypted && (req.Raw || h.rawOnly),
+		LargeBlocks: req.LargeBlocks && f.SendLargeBlocks,
+		Embedded:    req.Embedded && f.SendEmbedded,
+		Compressed:  req.Compressed && f.SendCompressed,
+	}, nil
 }
 
 // send starts zfs send for a checked request, with a size estimate.
@@ -317,9 +360,12 @@ func (h *Handlers) resume(ctx context.Context, req api.SendRequest) (*api.SendRe
 	dataset, _, _ := strings.Cut(tok.ToName, "@")
 	// The token's own dataset goes through the policy first: a token for
 	// a dataset the caller may not see is answered as for a missing one.
-	versions, err := h.versions(ctx, dataset)
+	ds, versions, err := h.versions(ctx, dataset)
 	if err != nil {
 		return nil, nil, err
+	}
+	if h.rawOnly && ds.Encrypted && !tok.RawOK {
+		return nil, nil, h.rawRequired(dataset)
 	}
 	if dataset != req.Dataset {
 		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "the resume token is for %q, not for dataset %q", tok.ToName, req.Dataset)
@@ -341,8 +387,11 @@ func (h *Handlers) resume(ctx context.Context, req api.SendRequest) (*api.SendRe
 		resp.From = &v
 	}
 	h.log.Info("resuming", zap.String("dataset", dataset), zap.String("to", to.Name), zap.Uint64("from_guid", tok.FromGUID),
-		zap.Uint64("offset", tok.Offset), zap.Uint64("bytes", tok.Bytes))
-	return h.send(ctx, resp, zfs.SendOptions{Snapshot: to.Name, ResumeToken: tok.Encode()})
+		zap.Uint64("offset", tok.Offset), zap.Uint64("bytes", tok.Bytes), zap.Bool("raw", tok.RawOK))
+	// What the token carries (rawok, compressok, …) applies anyway; -w
+	// makes sure an encrypted dataset goes out raw under raw_only.
+	opts := zfs.SendOptions{Snapshot: to.Name, ResumeToken: tok.Encode(), Raw: ds.Encrypted && h.rawOnly}
+	return h.send(ctx, resp, opts)
 }
 
 // versionByGUID finds the snapshot, or else the bookmark, with guid.

@@ -141,3 +141,14 @@ func TestResumeRequestIsTheTokenOnly(t *testing.T) {
 		t.Fatalf("got %v, sends %v", err, z.sendCalls())
 	}
 }
+
+// resumeTokenSpec builds a token with rawok set or not.
+type resumeTokenSpec struct {
+	toname         string
+	toguid, fromID uint64
+	rawOK          bool
+}
+
+func (s *resumeTokenSpec) encode() string {
+	return (&resumetoken.Token{ToName: s.toname, ToGUID: s.toguid, FromGUID: s.fromID, Object: 1, Offset: 1, Bytes: 1, RawOK: s.rawOK}).Encode()
+}

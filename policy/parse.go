@@ -123,8 +123,10 @@ func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 			}
 		case "sink":
 			id.Sink, err = p.sink(ctx, kn, vn)
+		case "raw_only":
+			id.RawOnly, err = p.boolean(ctx, k, vn)
 		default:
-			err = p.errorf(kn, `%sunknown key %q (the keys of an identity are "datasets" and "sink")`, ctx, k)
+			err = p.errorf(kn, `%sunknown key %q (the keys of an identity are "datasets", "raw_only" and "sink")`, ctx, k)
 		}
 		return err
 	})
@@ -134,7 +136,19 @@ func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 	if id.Source == nil && id.Sink == nil {
 		return nil, p.errorf(key, `%sneeds "datasets" (what it may pull) or "sink" (where it may push)`, ctx)
 	}
+	if id.RawOnly && id.Source == nil {
+		return nil, p.errorf(key, `%sraw_only applies to the datasets it may pull, and it has none (a sink takes raw_only under "sink")`, ctx)
+	}
 	return id, nil
+}
+
+// boolean parses a true/false value of key.
+func (p *parser) boolean(ctx, key string, vn *yaml.Node) (bool, error) {
+	var b bool
+	if vn.Kind != yaml.ScalarNode || vn.ShortTag() != "!!bool" || vn.Decode(&b) != nil {
+		return false, p.errorf(vn, "%s%s must be true or false, not %s", ctx, key, describe(vn))
+	}
+	return b, nil
 }
 
 // datasets parses an identity's datasets map of patterns to booleans.
@@ -164,10 +178,15 @@ func (p *parser) datasets(ctx string, dsKey, ds *yaml.Node) ([]Rule, error) {
 func (p *parser) sink(ctx string, key, val *yaml.Node) (*Sink, error) {
 	ctx += "sink: "
 	if val = resolve(val); val.Kind != yaml.MappingNode {
-		return nil, p.errorf(val, `%smust be a mapping with the key "root" (and optionally "quota"), not %s`, ctx, describe(val))
+		return nil, p.errorf(val, `%smust be a mapping with the key "root" (and optionally "quota" and "raw_only"), not %s`, ctx, describe(val))
 	}
 	s := &Sink{}
 	err := p.eachPair(val, ctx, "key", func(k string, kn, vn *yaml.Node) error {
+		if k == "raw_only" {
+			var err error
+			s.RawOnly, err = p.boolean(ctx, k, vn)
+			return err
+		}
 		if vn.Kind != yaml.ScalarNode || isNull(vn) {
 			return p.errorf(vn, "%s%s must be a string, not %s", ctx, k, describe(vn))
 		}
@@ -190,7 +209,7 @@ func (p *parser) sink(ctx string, key, val *yaml.Node) (*Sink, error) {
 			}
 			s.Quota = q
 		default:
-			return p.errorf(kn, `%sunknown key %q (the keys of a sink are "root" and "quota")`, ctx, k)
+			return p.errorf(kn, `%sunknown key %q (the keys of a sink are "root", "quota" and "raw_only")`, ctx, k)
 		}
 		return nil
 	})
