@@ -33,6 +33,8 @@ type PushOptionsRequest struct{}
 type PushOptions struct {
 	// DryRun: the sink plans and reports, and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Raw: the pusher wants its encrypted datasets received raw.
+	Raw bool `json:"raw,omitempty"`
 }
 
 // ReportRequest carries one event of the sink's run (a replication event,

@@ -90,6 +90,8 @@ type DatasetPlan struct {
 	Force    bool      `json:"force,omitempty"`
 	Steps    []Step    `json:"steps,omitempty"`
 	Diverged *Diverged `json:"diverged,omitempty"`
+	// Raw: the dataset is encrypted and received raw (zfs send -w).
+	Raw bool `json:"raw,omitempty"`
 	// ClearResume, when the target holds a resume token that can no longer
 	// be used, says why: the token (and what the cut receive left) is
 	// discarded, zfs receive -A, before the steps, which start afresh.

@@ -62,6 +62,12 @@ type Options struct {
 	// ForceRollback allows destroying target snapshots the source lacks and
 	// receiving with -F. Without it, nothing is ever rolled back or destroyed.
 	ForceRollback bool
+	// Raw asks for encrypted datasets raw (zfs send -w): the target stores
+	// ciphertext and never needs their keys. A dataset whose target is
+	// already encrypted is asked for raw anyway: it was received raw.
+	Raw bool
+	// RequireRaw accepts only encrypted datasets, raw (a raw_only sink).
+	RequireRaw bool
 	// Reporter receives the run's events; nil discards them.
 	Reporter Reporter
 	Log      *zap.Logger
@@ -194,7 +200,13 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	r.incoming = map[string]bool{}
 	for _, fs := range selected {
 		target := r.targetName(fs.Name)
+		if r.o.RequireRaw && !fs.Encrypted {
+			early = append(early, Result{Dataset: fs.Name, Target: target, Outcome: OutcomeFailed,
+				Error: "not encrypted: this sink takes encrypted datasets only, raw (raw_only)"})
+			continue
+		}
 		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback, ResumeToken: tokens[target]})
+		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || r.local[target] != nil && r.local[target].Encrypted)
 		if p.Action == ActionReplicate && !p.TargetExists {
 			r.incoming[target] = true
 		}
@@ -364,6 +376,8 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	if step.Resumed {
 		req = api.SendRequest{Dataset: p.Dataset, ResumeToken: step.ResumeToken}
 	}
+	// -L -e -c where this zfs (which receives them) has them too.
+	req.Raw, req.LargeBlocks, req.Embedded, req.Compressed = p.Raw, r.features.SendLargeBlocks, r.features.SendEmbedded, r.features.SendCompressed
 	r.emit(Event{Type: EventStepStart, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps)})
 	start := time.Now()
 	resp, stream, err := r.src.Send(ctx, req)
@@ -385,13 +399,13 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	}
 	recv := &lazyReceive{start: func() (zfs.InputStream, error) {
 		return r.dst.Recv(ctx, zfs.RecvOptions{Target: p.Target, Force: p.Force, Unmounted: r.features.RecvUnmounted,
-			Resumable: r.features.ResumeTokens, Exclude: excludedProps(r.features, p.Type)})
+			Resumable: r.features.ResumeTokens, Exclude: excludedProps(r.features, p.Type, p.Raw)})
 	}}
 	pw := newProgressWriter(recv, func(n int64, final bool) {
 		r.emit(Event{Type: EventProgress, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 			Bytes: n, EstimatedBytes: resp.EstimatedBytes, BytesPerSecond: rate(n, time.Since(start))})
 	})
-	expect := streamPlan(p.Dataset, p.Type, step).Expect()
+	expect := streamPlan(p.Dataset, p.Type, p.Raw, step).Expect()
 	n, err := sendstream.NewReader(stream, expect.Check).WriteTo(pw)
 	if err == nil {
 		err = expect.Complete()

@@ -124,11 +124,15 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	if from != nil {
 		fromGUID = uint64(from.GUID)
 	}
-	objset := uint32(streamtest.Filesystem)
+	spec := streamtest.Spec{Objset: streamtest.Filesystem, Dataset: req.Dataset, FromGUID: fromGUID, Snaps: snaps,
+		Intermediates: req.Intermediates, Size: s.payload}
 	if fs.Type == string(zfs.Volume) {
-		objset = streamtest.Volume
+		spec.Objset = streamtest.Volume
 	}
-	data := streamtest.StreamOf(objset, req.Dataset, fromGUID, snaps, req.Intermediates, s.payload)
+	if req.Raw && fs.Encrypted {
+		spec.Features, spec.Payload = uint32(sendstream.FeatureRaw), rawKeys
+	}
+	data := spec.Bytes()
 	if forged, ok := s.forge[req.To]; ok {
 		data = forged
 	}
@@ -143,6 +147,16 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	}
 	return resp, st, nil
 }
+
+// rawKeys is the BEGIN payload of a raw substream: the dataset's wrapped keys.
+var rawKeys = func() []byte {
+	b, err := nvlist.Pack(&nvlist.List{Flags: 1, Pairs: []nvlist.Pair{{Name: "crypt_keydata", Type: nvlist.NVList,
+		Value: &nvlist.List{Flags: 1, Pairs: []nvlist.Pair{{Name: "DSL_CRYPTO_SUITE", Type: nvlist.Uint64, Value: uint64(8)}}}}}}, nvlist.Native)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
 
 // resume answers a resume request as a source does: the rest of the
 // snapshot the token names, if it is there with that guid.
@@ -221,24 +235,25 @@ type fakeDataset struct {
 
 // fakeTarget is a Target keeping datasets in memory.
 type fakeTarget struct {
-	mu       sync.Mutex
-	features zfs.Features
-	ds       map[string]*fakeDataset
-	txg      uint64
-	closeErr map[string]error  // target dataset -> what Close (zfs recv) fails with
-	writeErr map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
-	tokens   map[string]string // target dataset -> its receive_resume_token
-	mangle   map[string]uint64 // received snapshot (full name) -> the guid recorded instead
-	drop     map[string]bool   // received snapshot (full name) not recorded
-	calls    []string
-	recvs    []*fakeRecv
+	mu        sync.Mutex
+	features  zfs.Features
+	ds        map[string]*fakeDataset
+	txg       uint64
+	closeErr  map[string]error  // target dataset -> what Close (zfs recv) fails with
+	writeErr  map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
+	tokens    map[string]string // target dataset -> its receive_resume_token
+	encrypted map[string]bool   // target dataset -> listed as encrypted
+	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
+	drop      map[string]bool   // received snapshot (full name) not recorded
+	calls     []string
+	recvs     []*fakeRecv
 }
 
 // newFakeTarget makes a target holding the given datasets with their
 // snapshots (pool included: "backup": nil).
 func newFakeTarget(datasets map[string][]zfs.Version) *fakeTarget {
 	t := &fakeTarget{features: zfs.Features{RecvUnmounted: true}, ds: map[string]*fakeDataset{}, txg: 1000,
-		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
+		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, encrypted: map[string]bool{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
 	for name, snaps := range datasets {
 		t.ds[name] = &fakeDataset{snaps: append([]zfs.Version(nil), snaps...)}
 	}
@@ -266,7 +281,8 @@ func (t *fakeTarget) ListTree(ctx context.Context, top string) ([]zfs.DatasetVer
 	var out []zfs.DatasetVersions
 	for name, d := range t.ds {
 		if name == top || strings.HasPrefix(name, top+"/") {
-			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem}, Versions: append([]zfs.Version(nil), d.snaps...)})
+			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem, Encrypted: t.encrypted[name]},
+				Versions: append([]zfs.Version(nil), d.snaps...)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

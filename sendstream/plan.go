@@ -32,6 +32,11 @@ type Plan struct {
 	// substream must have the resuming feature, and its BEGIN payload may
 	// say where it resumes, and nothing else.
 	Resuming bool
+	// Raw: the stream is an encrypted dataset sent raw (zfs send -w): each
+	// substream must have the raw feature, and may carry its keys
+	// (crypt_keydata, still wrapped) in its BEGIN payload. Without Raw, a
+	// raw stream is refused.
+	Raw bool
 }
 
 // Snapshot is a snapshot a stream creates.
@@ -139,7 +144,16 @@ func (e *Expectation) checkFeatures(b *Begin) error {
 			return unplanned(b, "a stream of %s from its start where the rest of a cut transfer was asked for", b.ToName)
 		}
 		allowed |= FeatureResuming
-		payloadKeys = resumePayloadKeys
+		for k := range resumePayloadKeys {
+			payloadKeys[k] = true
+		}
+	}
+	if e.plan.Raw {
+		if b.Features&FeatureRaw == 0 {
+			return unplanned(b, "a plaintext stream of %s where a raw (encrypted) one was asked for", b.ToName)
+		}
+		allowed |= FeatureRaw
+		payloadKeys["crypt_keydata"] = true
 	}
 	if extra := b.Features &^ allowed; extra != 0 {
 		return unplanned(b, "a stream of %s with features not asked for: %s", b.ToName, extra)

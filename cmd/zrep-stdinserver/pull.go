@@ -25,7 +25,7 @@ func newPullCommand(g *globalFlags) *cobra.Command {
 		zfsBin string
 	)
 	cmd := &cobra.Command{
-		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--dry-run] [--json] [--force-rollback]",
+		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--raw] [--dry-run] [--json] [--force-rollback]",
 		Short: "Replicate the source's datasets under a local dataset",
 		Long: `Replicate every dataset the key may see on the source (or only those named
 with --dataset) to LOCAL_DATASET/<source name>: tank/data under --root
@@ -52,7 +52,16 @@ mountpoint, canmount, overlay, sharenfs, sharesmb, exec, setuid, devices and
 keylocation to inherit (-x). -F is used only with --force-rollback. zfs receives every snapshot
 whole or not at all: a transfer cut in the middle leaves no partial snapshot
 (a stream carrying several keeps those completed before the cut), and the
-next run continues from what arrived.
+next run continues from what arrived. Where the local zfs can (OpenZFS),
+receives are resumable: the next run asks the source for the rest of the cut
+snapshot (zfs send -t, with a token the source checks field by field); a
+token that can no longer be used is discarded (zfs receive -A) and the
+transfer starts afresh.
+
+--raw receives encrypted datasets raw (zfs send -w): this host stores
+ciphertext and never needs their keys. A dataset received raw once is asked
+for raw again. Sources whose policy says raw_only send encrypted datasets only
+raw. Streams use zfs send -L -e -c where both sides have them.
 
 ` + connHelp + `
 
@@ -114,6 +123,7 @@ the session with it failed before anything was planned.`,
 	f.StringVar(&opts.Root, "root", "", "local `DATASET` to receive under")
 	f.StringArrayVar(&opts.Datasets, "dataset", nil, "replicate only this source `DATASET` (repeatable)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and change nothing")
+	f.BoolVar(&opts.Raw, "raw", false, "receive encrypted datasets raw (zfs send -w): this host stores ciphertext and never needs their keys")
 	f.BoolVar(&opts.ForceRollback, "force-rollback", false, "roll back or overwrite targets that diverged from the source (destroys their newer snapshots)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the endpoint with --local)")
