@@ -19,6 +19,25 @@ const (
 	MethodSend            = "Send"
 )
 
+// MethodConfirm is served by sources whose policy grants cursor_bookmarks:
+// the puller confirms a snapshot it has received and verified, and the
+// source keeps a bookmark of it, so that a later incremental can start
+// there even when the snapshot itself was pruned. Other sources answer
+// unimplemented.
+const MethodConfirm = "Confirm"
+
+// ConfirmRequest confirms that the caller holds Snapshot (with GUID) of Dataset.
+type ConfirmRequest struct {
+	Dataset  string `json:"dataset"`
+	Snapshot string `json:"snapshot"`
+	GUID     GUID   `json:"guid"`
+}
+
+// ConfirmResponse names the bookmark the source keeps for the caller.
+type ConfirmResponse struct {
+	Bookmark string `json:"bookmark"`
+}
+
 // Methods a pushing host serves besides those of the endpoint: the sink
 // asks how to run the push, and reports its run's events back.
 const (

@@ -56,7 +56,19 @@ type Handlers struct {
 	policy  Policy
 	log     *zap.Logger
 	rawOnly bool
+	cursors CursorZFS // nil: no Confirm, and the handlers only read
+	cursor  string    // the short name of the caller's cursor bookmark
 }
+
+// CursorZFS is what cursor bookmarks need of zfs, besides ZFS: the only
+// changes the endpoint ever makes, and only with the policy's
+// cursor_bookmarks.
+type CursorZFS interface {
+	Bookmark(ctx context.Context, snapshot, bookmark string) error
+	DestroyBookmark(ctx context.Context, bookmark string) error
+}
+
+var _ CursorZFS = (*zfs.ZFS)(nil)
 
 // An Option changes what the handlers allow.
 type Option func(*Handlers)
@@ -64,6 +76,15 @@ type Option func(*Handlers)
 // RawOnly makes encrypted datasets go out only raw (zfs send -w): the
 // caller never gets their plaintext (the policy's raw_only).
 func RawOnly() Option { return func(h *Handlers) { h.rawOnly = true } }
+
+// Cursors lets the caller confirm what it received (Confirm): the endpoint
+// then keeps the bookmark DATASET#zrep_cursor_<identity> at the newest
+// confirmed snapshot, and may destroy that bookmark, and nothing else, when
+// it moves it (the policy's cursor_bookmarks). identity must be valid in a
+// bookmark name (the policy checks it).
+func Cursors(z CursorZFS, identity string) Option {
+	return func(h *Handlers) { h.cursors, h.cursor = z, "zrep_cursor_"+identity }
+}
 
 // New returns the handlers for a caller whose datasets p allows.
 func New(z ZFS, p Policy, log *zap.Logger, opts ...Option) *Handlers {
@@ -80,11 +101,15 @@ func New(z ZFS, p Policy, log *zap.Logger, opts ...Option) *Handlers {
 // Methods returns every call of the endpoint by name, as rpc.Server.Register
 // takes them; a caller may wrap some before registering them.
 func (h *Handlers) Methods() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		api.MethodListFilesystems: h.ListFilesystems,
 		api.MethodListVersions:    h.ListVersions,
 		api.MethodSend:            h.Send,
 	}
+	if h.cursors != nil {
+		m[api.MethodConfirm] = h.Confirm
+	}
+	return m
 }
 
 // Register adds every call of the endpoint to s.

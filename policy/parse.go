@@ -125,8 +125,12 @@ func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 			id.Sink, err = p.sink(ctx, kn, vn)
 		case "raw_only":
 			id.RawOnly, err = p.boolean(ctx, k, vn)
+		case "cursor_bookmarks":
+			if id.CursorBookmarks, err = p.boolean(ctx, k, vn); err == nil && id.CursorBookmarks && !bookmarkSafe(name) {
+				err = p.errorf(vn, "%scursor_bookmarks needs an identity name of letters, digits, '_', '-', '.' and ':' (it names the bookmark zrep_cursor_%s)", ctx, name)
+			}
 		default:
-			err = p.errorf(kn, `%sunknown key %q (the keys of an identity are "datasets", "raw_only" and "sink")`, ctx, k)
+			err = p.errorf(kn, `%sunknown key %q (the keys of an identity are "datasets", "raw_only", "cursor_bookmarks" and "sink")`, ctx, k)
 		}
 		return err
 	})
@@ -139,7 +143,24 @@ func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 	if id.RawOnly && id.Source == nil {
 		return nil, p.errorf(key, `%sraw_only applies to the datasets it may pull, and it has none (a sink takes raw_only under "sink")`, ctx)
 	}
+	if id.CursorBookmarks && id.Source == nil {
+		return nil, p.errorf(key, `%scursor_bookmarks applies to the datasets it may pull, and it has none`, ctx)
+	}
 	return id, nil
+}
+
+// bookmarkSafe reports whether an identity name can go into a bookmark
+// name as it is: not empty, at most 200 bytes, and of plain characters.
+func bookmarkSafe(name string) bool {
+	if name == "" || len(name) > 200 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.:", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // boolean parses a true/false value of key.

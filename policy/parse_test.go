@@ -35,7 +35,7 @@ var parseErrorTests = []struct {
 
 	// Unknown keys, at every level.
 	{"unknown top key", "identities:\n  a:\n    datasets: {x: true}\nidentity: {}\n", `policy.yaml:4: unknown key "identity" (the only top-level key is "identities")`},
-	{"unknown identity key", "identities:\n  backup1:\n    datasets: {x: true}\n    dataset: {y: true}\n", `policy.yaml:4: identity "backup1": unknown key "dataset" (the keys of an identity are "datasets", "raw_only" and "sink")`},
+	{"unknown identity key", "identities:\n  backup1:\n    datasets: {x: true}\n    dataset: {y: true}\n", `policy.yaml:4: identity "backup1": unknown key "dataset" (the keys of an identity are "datasets", "raw_only", "cursor_bookmarks" and "sink")`},
 	{"merge key", "identities:\n  backup1:\n    <<: {datasets: {x: true}}\n", `policy.yaml:3: identity "backup1": merge keys (<<) are not supported`},
 
 	// Identities without datasets.
@@ -94,6 +94,8 @@ var parseErrorTests = []struct {
 	{"raw_only not a bool", "identities:\n  b:\n    datasets: {x: true}\n    raw_only: yes\n", `policy.yaml:4: identity "b": raw_only must be true or false, not "yes" (str)`},
 	{"raw_only without datasets", "identities:\n  l1:\n    raw_only: true\n    sink: {root: backup/l1}\n", `policy.yaml:2: identity "l1": raw_only applies to the datasets it may pull, and it has none (a sink takes raw_only under "sink")`},
 	{"sink raw_only not a bool", "identities:\n  l1:\n    sink: {root: backup/l1, raw_only: 1}\n", `policy.yaml:3: identity "l1": sink: raw_only must be true or false, not "1" (int)`},
+	{"cursor_bookmarks with a name unfit for a bookmark", "identities:\n  \"backup one\":\n    datasets: {x: true}\n    cursor_bookmarks: true\n", `policy.yaml:4: identity "backup one": cursor_bookmarks needs an identity name of letters, digits, '_', '-', '.' and ':' (it names the bookmark zrep_cursor_backup one)`},
+	{"cursor_bookmarks without datasets", "identities:\n  l1:\n    cursor_bookmarks: true\n    sink: {root: backup/l1}\n", `policy.yaml:2: identity "l1": cursor_bookmarks applies to the datasets it may pull, and it has none`},
 	{"sink roots nested", "identities:\n  l1:\n    sink: {root: backup/l}\n  l2:\n    sink: {root: backup/l/l2}\n", `policy.yaml:5: identity "l2": sink root "backup/l/l2" overlaps identity "l1"'s sink root "backup/l" (line 3): each identity's pushes must stay apart`},
 	{"sink roots equal", "identities:\n  l1:\n    sink: {root: backup/l}\n  l2:\n    sink: {root: backup/l}\n", `policy.yaml:5: identity "l2": sink root "backup/l" overlaps identity "l1"'s sink root "backup/l" (line 3): each identity's pushes must stay apart`},
 }
@@ -114,6 +116,7 @@ func TestParseSinks(t *testing.T) {
   rawsource:
     datasets: {"tank/enc<": true}
     raw_only: true
+    cursor_bookmarks: true
 `)
 	for _, tt := range []struct {
 		name   string
@@ -133,8 +136,8 @@ func TestParseSinks(t *testing.T) {
 		if (id.Source != nil) != tt.source || !reflect.DeepEqual(id.Sink, tt.sink) {
 			t.Errorf("%s: source %v, sink %+v; want source %v, sink %+v", tt.name, id.Source != nil, id.Sink, tt.source, tt.sink)
 		}
-		if id.RawOnly != (tt.name == "rawsource") {
-			t.Errorf("%s: raw_only %v", tt.name, id.RawOnly)
+		if id.RawOnly != (tt.name == "rawsource") || id.CursorBookmarks != (tt.name == "rawsource") {
+			t.Errorf("%s: raw_only %v, cursor_bookmarks %v", tt.name, id.RawOnly, id.CursorBookmarks)
 		}
 		_, err = f.Filter(tt.name)
 		if tt.source != (err == nil) || !tt.source && !errors.Is(err, ErrNoDatasets) {

@@ -18,7 +18,10 @@
 //	      raw_only: true               # optional: encrypted datasets only, raw
 //
 // An identity with datasets may also have "raw_only: true": encrypted
-// datasets go to it only raw (zfs send -w), never as plaintext.
+// datasets go to it only raw (zfs send -w), never as plaintext; and
+// "cursor_bookmarks: true": the source keeps a bookmark of the newest
+// snapshot the identity confirmed receiving, so that incrementals can start
+// there after the snapshot itself was pruned.
 //
 // A key ending in '<' matches the dataset and every dataset below it
 // (tank/data< matches tank/data/b but not tank/database); a key without
@@ -72,6 +75,10 @@ type Identity struct {
 	// RawOnly: encrypted datasets go to this identity only raw (zfs send
 	// -w), so it never gets their plaintext.
 	RawOnly bool
+	// CursorBookmarks: the source keeps the bookmark
+	// DATASET#zrep_cursor_<identity> at the newest snapshot the identity
+	// confirmed receiving; otherwise the endpoint changes nothing.
+	CursorBookmarks bool
 }
 
 // Sink is an identity's push target: pushes add snapshots under Root and

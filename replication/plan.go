@@ -92,6 +92,9 @@ type DatasetPlan struct {
 	Diverged *Diverged `json:"diverged,omitempty"`
 	// Raw: the dataset is encrypted and received raw (zfs send -w).
 	Raw bool `json:"raw,omitempty"`
+	// Confirm is the snapshot to confirm to the source once the plan ran
+	// (for its cursor bookmark), when the source has no bookmark of it.
+	Confirm *api.Version `json:"-"`
 	// ClearResume, when the target holds a resume token that can no longer
 	// be used, says why: the token (and what the cut receive left) is
 	// discarded, zfs receive -A, before the steps, which start afresh.

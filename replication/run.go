@@ -20,6 +20,9 @@ import (
 type Source interface {
 	ListFilesystems(ctx context.Context, withVersions bool) ([]api.Filesystem, error)
 	Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error)
+	// Confirm tells the source which snapshot the target holds, for its
+	// cursor bookmark; sources without cursors answer unimplemented.
+	Confirm(ctx context.Context, req api.ConfirmRequest) error
 }
 
 // Target is the local zfs received into; *zfs.ZFS implements it. It can
@@ -157,6 +160,8 @@ type runner struct {
 	local    map[string]*zfs.DatasetVersions // the target tree under Root
 	created  map[string]bool                 // placeholders made by this run
 	incoming map[string]bool                 // targets this run receives from scratch
+	// noCursors: the source said it keeps no cursor bookmarks.
+	noCursors bool
 }
 
 // plan lists both sides (one call each) and plans every selected dataset.
@@ -207,6 +212,7 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 		}
 		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback, ResumeToken: tokens[target]})
 		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || r.local[target] != nil && r.local[target].Encrypted)
+		p.Confirm = toConfirm(fs, p)
 		if p.Action == ActionReplicate && !p.TargetExists {
 			r.incoming[target] = true
 		}
@@ -257,6 +263,9 @@ func (r *runner) execute(ctx context.Context, p DatasetPlan) (res Result) {
 	switch p.Action {
 	case ActionUpToDate:
 		res.Outcome = OutcomeUpToDate
+		if !r.o.DryRun {
+			r.confirm(ctx, p)
+		}
 		return res
 	case ActionNoSource:
 		res.Outcome = OutcomeNoSnapshots
@@ -280,7 +289,45 @@ func (r *runner) execute(ctx context.Context, p DatasetPlan) (res Result) {
 		return res
 	}
 	res.Outcome = OutcomeReplicated
+	r.confirm(ctx, p)
 	return res
+}
+
+// confirm tells the source the newest snapshot the target now holds, for
+// its cursor bookmark. A source without cursors says so once; other
+// failures are logged and do not fail the dataset.
+func (r *runner) confirm(ctx context.Context, p DatasetPlan) {
+	if p.Confirm == nil || r.noCursors {
+		return
+	}
+	err := r.src.Confirm(ctx, api.ConfirmRequest{Dataset: p.Dataset, Snapshot: p.Confirm.Name, GUID: p.Confirm.GUID})
+	switch {
+	case rpc.CodeOf(err) == rpc.CodeUnimplemented:
+		r.noCursors = true
+	case err != nil:
+		r.log.Warn("confirming the received snapshot to the source failed", zap.String("snapshot", p.Confirm.Name), zap.Error(err))
+	}
+}
+
+// toConfirm is the snapshot the target holds once p ran, when the source
+// keeps no bookmark of it yet; nil otherwise.
+func toConfirm(fs api.Filesystem, p DatasetPlan) *api.Version {
+	var newest *api.Version
+	switch {
+	case p.Action == ActionReplicate && len(p.Steps) > 0:
+		newest = &p.Steps[len(p.Steps)-1].To
+	case p.Action == ActionUpToDate:
+		snaps := sourceSnapshots(fs.Versions)
+		newest = &snaps[len(snaps)-1]
+	default:
+		return nil
+	}
+	for _, v := range fs.Versions {
+		if v.Type == api.TypeBookmark && v.GUID == newest.GUID {
+			return nil
+		}
+	}
+	return newest
 }
 
 func (r *runner) replicate(ctx context.Context, p DatasetPlan, res *Result) error {

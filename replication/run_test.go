@@ -47,6 +47,8 @@ type fakeSource struct {
 	cutErr    map[string]error    // ...with this error
 	wrongGUID map[string]api.GUID // the response claims this To guid
 	forge     map[string][]byte   // the stream sent instead of the one asked for
+	cursors   bool                // Confirm is served
+	confirms  []string            // "tank/a@s3=13" for each Confirm
 	lists     int
 	sends     []api.SendRequest
 	streams   []*fakeStream
@@ -157,6 +159,18 @@ var rawKeys = func() []byte {
 	}
 	return b
 }()
+
+// Confirm records confirmations; with cursors off it answers as a source
+// without cursor_bookmarks does.
+func (s *fakeSource) Confirm(ctx context.Context, req api.ConfirmRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.confirms = append(s.confirms, req.Snapshot+"="+req.GUID.String())
+	if !s.cursors {
+		return rpc.Errorf(rpc.CodeUnimplemented, "unknown method %q", api.MethodConfirm)
+	}
+	return nil
+}
 
 // resume answers a resume request as a source does: the rest of the
 // snapshot the token names, if it is there with that guid.

@@ -35,7 +35,10 @@ type Endpoint struct {
 	Policy handlers.Policy
 	// RawOnly: encrypted datasets go out only raw (the policy's raw_only).
 	RawOnly bool
-	ZFS     handlers.ZFS
+	// CursorBookmarks: the puller may confirm what it received, and the
+	// endpoint keeps a cursor bookmark of it (the policy's cursor_bookmarks).
+	CursorBookmarks bool
+	ZFS             handlers.ZFS
 	// SinkPolicy is the identity's sink from the policy file; nil when it
 	// may not push.
 	SinkPolicy *policy.Sink
@@ -70,7 +73,7 @@ func NewEndpoint(cfg ServeConfig, log *zap.Logger) (*Endpoint, error) {
 		Log:        log,
 	}
 	if id.Source != nil { // a nil *Filter in the interface would not be nil
-		e.Policy, e.RawOnly = id.Source, id.RawOnly
+		e.Policy, e.RawOnly, e.CursorBookmarks = id.Source, id.RawOnly, id.CursorBookmarks
 	}
 	return e, nil
 }
@@ -116,6 +119,9 @@ func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version st
 	var opts []handlers.Option
 	if e.RawOnly {
 		opts = append(opts, handlers.RawOnly())
+	}
+	if c, ok := e.ZFS.(handlers.CursorZFS); ok && e.CursorBookmarks {
+		opts = append(opts, handlers.Cursors(c, e.Identity))
 	}
 	if err := handlers.New(e.ZFS, e.Policy, log.Named("handlers"), opts...).Register(srv); err != nil {
 		_ = sess.Refuse("server error")

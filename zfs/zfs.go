@@ -581,3 +581,36 @@ func (z *ZFS) AbortResume(ctx context.Context, dataset string) error {
 	_, err := z.r.Run(ctx, "receive", "-A", dataset)
 	return wrapCmd(err, "zfs receive -A %s", dataset)
 }
+
+// Bookmark creates bookmark (pool/a#b) of snapshot (pool/a@s): `zfs
+// bookmark SNAPSHOT BOOKMARK`. Both must be of the same dataset.
+func (z *ZFS) Bookmark(ctx context.Context, snapshot, bookmark string) error {
+	if err := ValidateSnapshotName(snapshot); err != nil {
+		return err
+	}
+	if err := ValidateBookmarkName(bookmark); err != nil {
+		return err
+	}
+	if ds, _ := splitVersionName(snapshot); !strings.HasPrefix(bookmark, ds+"#") {
+		return errors.Errorf("bookmark %s of %s: not of the same dataset", bookmark, snapshot)
+	}
+	f, err := z.Features(ctx)
+	if err != nil {
+		return err
+	}
+	if !f.Bookmarks {
+		return errors.Wrapf(ErrUnsupported, "bookmark %s", snapshot)
+	}
+	_, err = z.r.Run(ctx, "bookmark", snapshot, bookmark)
+	return wrapCmd(err, "zfs bookmark %s %s", snapshot, bookmark)
+}
+
+// DestroyBookmark destroys one bookmark: `zfs destroy POOL/A#B`. Anything
+// that is not a bookmark name is refused.
+func (z *ZFS) DestroyBookmark(ctx context.Context, bookmark string) error {
+	if err := ValidateBookmarkName(bookmark); err != nil {
+		return err
+	}
+	_, err := z.r.Run(ctx, "destroy", bookmark)
+	return wrapCmd(err, "zfs destroy %s", bookmark)
+}

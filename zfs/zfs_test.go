@@ -608,3 +608,33 @@ func TestResumeTokens(t *testing.T) {
 		t.Errorf("zfs-fuse: %v, %v, calls %q", got, err, f.callsExceptProbe())
 	}
 }
+
+func TestBookmarks(t *testing.T) {
+	f := openzfsFake(t).
+		on("bookmark p/a@s1 p/a#zrep_cursor_b1", "", nil).
+		on("destroy p/a#zrep_cursor_b1", "", nil)
+	z := New(f)
+	if err := z.Bookmark(ctx, "p/a@s1", "p/a#zrep_cursor_b1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.DestroyBookmark(ctx, "p/a#zrep_cursor_b1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]string{{"p/a@s1", "p/b#x"}, {"p/a", "p/a#x"}, {"p/a@s1", "p/a@x"}, {"p/a@s1", "-r"}} {
+		if err := z.Bookmark(ctx, bad[0], bad[1]); err == nil {
+			t.Errorf("Bookmark(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+	for _, bad := range []string{"p/a@s1", "p/a", "-r", "p/a#x,y"} {
+		if err := z.DestroyBookmark(ctx, bad); err == nil {
+			t.Errorf("DestroyBookmark(%q) accepted", bad)
+		}
+	}
+	want := [][]string{{"bookmark", "p/a@s1", "p/a#zrep_cursor_b1"}, {"destroy", "p/a#zrep_cursor_b1"}}
+	if calls := f.callsExceptProbe(); !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls %q", calls)
+	}
+	if err := New(fuseFake(t)).Bookmark(ctx, "p/a@s1", "p/a#b"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("zfs-fuse: %v", err)
+	}
+}
