@@ -10,7 +10,7 @@ FUZZTIME  ?= 20s
 # zfs, zpool and sshd live in the sbin directories.
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 
-.PHONY: all build test test-short vet fmt-check fuzz bench-rpc bench-pull demo clean
+.PHONY: all build test test-short test-openzfs openzfs-shell vet fmt-check fuzz bench-rpc bench-pull demo clean
 
 all: build
 
@@ -24,6 +24,19 @@ build:
 # .ci/run sets all three.
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# The OpenZFS lab (root; see scripts/openzfs-vm): the test packages that use
+# zfs or sshd, run as root inside a qemu VM with Debian's OpenZFS $(ZFS)
+# kernel module (2.1 or 2.3), nothing skipped. The first run builds the
+# VM image (15-30 minutes) into /var/cache/zrep; later runs boot it in seconds.
+ZFS ?= 2.3
+test-openzfs:
+	scripts/openzfs-vm $(ZFS) test
+
+# A root shell in the OpenZFS $(ZFS) VM (started if needed, stopped after
+# the shell if it was started for it).
+openzfs-shell:
+	scripts/openzfs-vm $(ZFS) shell
 
 test-short:
 	$(GO) test -short -count=1 ./...

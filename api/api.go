@@ -19,6 +19,25 @@ const (
 	MethodSend            = "Send"
 )
 
+// MethodConfirm is served by sources whose policy grants cursor_bookmarks:
+// the puller confirms a snapshot it has received and verified, and the
+// source keeps a bookmark of it, so that a later incremental can start
+// there even when the snapshot itself was pruned. Other sources answer
+// unimplemented.
+const MethodConfirm = "Confirm"
+
+// ConfirmRequest confirms that the caller holds Snapshot (with GUID) of Dataset.
+type ConfirmRequest struct {
+	Dataset  string `json:"dataset"`
+	Snapshot string `json:"snapshot"`
+	GUID     GUID   `json:"guid"`
+}
+
+// ConfirmResponse names the bookmark the source keeps for the caller.
+type ConfirmResponse struct {
+	Bookmark string `json:"bookmark"`
+}
+
 // Methods a pushing host serves besides those of the endpoint: the sink
 // asks how to run the push, and reports its run's events back.
 const (
@@ -33,6 +52,8 @@ type PushOptionsRequest struct{}
 type PushOptions struct {
 	// DryRun: the sink plans and reports, and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Raw: the pusher wants its encrypted datasets received raw.
+	Raw bool `json:"raw,omitempty"`
 }
 
 // ReportRequest carries one event of the sink's run (a replication event,
@@ -78,6 +99,21 @@ type SendRequest struct {
 	// Intermediates sends every snapshot between From and To (zfs send -I)
 	// in the one stream, instead of the difference only (-i).
 	Intermediates bool `json:"intermediates,omitempty"`
+	// ResumeToken resumes a cut transfer: the target's
+	// receive_resume_token. It says what to send, so {"dataset": D,
+	// "resume_token": T} is a complete request, and To, From and
+	// Intermediates must be empty. The source checks every field of the
+	// token against its policy and its zfs before anything runs.
+	ResumeToken string `json:"resume_token,omitempty"`
+	// Raw asks for an encrypted dataset as it is on disk, ciphertext (zfs
+	// send -w); the receiver never needs its key. Sources whose policy says
+	// raw_only send encrypted datasets only this way.
+	Raw bool `json:"raw,omitempty"`
+	// LargeBlocks, Embedded and Compressed ask for zfs send -L, -e and -c;
+	// a source applies those its zfs has.
+	LargeBlocks bool `json:"large_blocks,omitempty"`
+	Embedded    bool `json:"embedded,omitempty"`
+	Compressed  bool `json:"compressed,omitempty"`
 }
 
 // SendResponse describes the stream that follows as the body.
@@ -93,6 +129,9 @@ type SendResponse struct {
 type Filesystem struct {
 	Name string `json:"name"`
 	Type string `json:"type"` // "filesystem" or "volume"
+	// Encrypted: the dataset is encrypted on the source; a receiver that
+	// must not see its plaintext asks for it raw.
+	Encrypted bool `json:"encrypted,omitempty"`
 	// Versions is filled by the client from the listing's version records.
 	Versions []Version `json:"versions,omitempty"`
 }

@@ -32,8 +32,9 @@ type record struct {
 // filesystem record carrying versions is an unknown field, not a way around
 // the counts.
 type fsRecord struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Encrypted bool   `json:"encrypted,omitempty"`
 }
 
 // EncodeListing renders filesystems (with their versions) and loose
@@ -63,7 +64,7 @@ func EncodeListing(filesystems []Filesystem, versions []Version) ([]byte, ListRe
 	}
 	for i := range filesystems {
 		fs := &filesystems[i]
-		if err := put(record{Filesystem: &fsRecord{Name: fs.Name, Type: fs.Type}}, fs.Name); err != nil {
+		if err := put(record{Filesystem: &fsRecord{Name: fs.Name, Type: fs.Type, Encrypted: fs.Encrypted}}, fs.Name); err != nil {
 			return nil, resp, err
 		}
 		for j := range fs.Versions {
@@ -116,7 +117,7 @@ func ReadListing(r io.Reader, resp ListResponse) ([]Filesystem, []Version, error
 		}
 		switch {
 		case rec.Filesystem != nil && rec.Version == nil:
-			filesystems = append(filesystems, Filesystem{Name: rec.Filesystem.Name, Type: rec.Filesystem.Type})
+			filesystems = append(filesystems, Filesystem{Name: rec.Filesystem.Name, Type: rec.Filesystem.Type, Encrypted: rec.Filesystem.Encrypted})
 			if len(filesystems) > resp.Filesystems {
 				return nil, nil, counts()
 			}

@@ -119,6 +119,11 @@ func (s *Source) Send(ctx context.Context, req api.SendRequest) (*api.SendRespon
 	return &resp, &explainedBody{ReadCloser: body, s: s}, nil
 }
 
+// Confirm tells the source the snapshot the target holds (cursor bookmarks).
+func (s *Source) Confirm(ctx context.Context, req api.ConfirmRequest) error {
+	return s.explain(s.rpc.Call(ctx, api.MethodConfirm, req, nil))
+}
+
 // PushOptions asks a pushing host how it wants the push run.
 func (s *Source) PushOptions(ctx context.Context) (*api.PushOptions, error) {
 	var resp api.PushOptions

@@ -34,6 +34,7 @@ type Options struct {
 	Done          func(Result)
 	DryRun        bool
 	ForceRollback bool
+	Raw           bool // every source raw, as if each said raw: true
 	// StatePath returns the state file of a source; "" (or a nil func, or
 	// a dry run) writes no state.
 	StatePath func(source string) string
@@ -112,7 +113,7 @@ func (o *Options) pull(parent context.Context, s pullconfig.Source) Result {
 		rep = o.Reporter(s.Name)
 	}
 	sum, err := replication.Run(ctx, src, o.Target, replication.Options{
-		Root: s.Root, Datasets: s.Datasets, DryRun: o.DryRun, ForceRollback: o.ForceRollback,
+		Root: s.Root, Datasets: s.Datasets, DryRun: o.DryRun, ForceRollback: o.ForceRollback, Raw: s.Raw || o.Raw,
 		Reporter: rep, Log: log.Named("replication"),
 	})
 	cerr := closeSrc()

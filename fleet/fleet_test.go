@@ -20,10 +20,14 @@ import (
 )
 
 // fakeSource lists datasets without snapshots (nothing to transfer), or
-// runs list first.
+// runs list first; encrypted datasets have a snapshot, and their sends
+// are recorded and fail.
 type fakeSource struct {
-	names []string
-	list  func(ctx context.Context) error
+	names     []string
+	encrypted []string
+	list      func(ctx context.Context) error
+	mu        sync.Mutex
+	sends     []api.SendRequest
 }
 
 func (f *fakeSource) ListFilesystems(ctx context.Context, _ bool) ([]api.Filesystem, error) {
@@ -36,11 +40,22 @@ func (f *fakeSource) ListFilesystems(ctx context.Context, _ bool) ([]api.Filesys
 	for _, n := range f.names {
 		out = append(out, api.Filesystem{Name: n, Type: "filesystem"})
 	}
+	for _, n := range f.encrypted {
+		out = append(out, api.Filesystem{Name: n, Type: "filesystem", Encrypted: true,
+			Versions: []api.Version{{Name: n + "@s1", Type: api.TypeSnapshot, GUID: 7, CreateTXG: 1, Creation: time.Now()}}})
+	}
 	return out, nil
 }
 
-func (f *fakeSource) Send(context.Context, api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+func (f *fakeSource) Send(_ context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	f.mu.Lock()
+	f.sends = append(f.sends, req)
+	f.mu.Unlock()
 	return nil, nil, errors.New("no sends here")
+}
+
+func (f *fakeSource) Confirm(context.Context, api.ConfirmRequest) error {
+	return errors.New("unimplemented")
 }
 
 // emptyTarget has the pool of every root and nothing in it.
@@ -186,5 +201,34 @@ func TestRunCanceled(t *testing.T) {
 	})
 	if results[0].Outcome == pullstate.OK || results[0].Outcome == pullstate.TimedOut {
 		t.Errorf("canceled run: %s %v", results[0].Outcome, results[0].Err)
+	}
+}
+
+// raw: true asks the source for encrypted datasets raw; Options.Raw does
+// for every source.
+func TestRunRaw(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		sourceRaw, all bool
+		wantRaw        bool
+	}{
+		{"neither", false, false, false},
+		{"source says raw", true, false, true},
+		{"--raw", false, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{encrypted: []string{"tank/secret"}}
+			s := source("enc", time.Minute)
+			s.Raw = tt.sourceRaw
+			Run(context.Background(), []pullconfig.Source{s}, Options{
+				Jobs: 1, Raw: tt.all, Target: emptyTarget{},
+				Connect: func(context.Context, pullconfig.Source) (replication.Source, func() error, error) {
+					return src, func() error { return nil }, nil
+				},
+			})
+			if len(src.sends) != 1 || src.sends[0].Raw != tt.wantRaw {
+				t.Errorf("sends %+v, want one with Raw %t", src.sends, tt.wantRaw)
+			}
+		})
 	}
 }

@@ -20,12 +20,15 @@ import (
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/policy"
+	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/zfs"
 )
 
 // ZFS is what the handlers need of the zfs package; tests substitute a fake.
 type ZFS interface {
+	// Features are what the installed zfs supports.
+	Features(ctx context.Context) (zfs.Features, error)
 	// ListDatasets lists filesystems and volumes: all of them for root "",
 	// else root and below it (zfs.ErrNotFound if root does not exist).
 	ListDatasets(ctx context.Context, root string) ([]zfs.Dataset, error)
@@ -49,27 +52,64 @@ var _ Policy = (*policy.Filter)(nil)
 
 // Handlers serves one caller (one identity) with its policy.
 type Handlers struct {
-	zfs    ZFS
-	policy Policy
-	log    *zap.Logger
+	zfs     ZFS
+	policy  Policy
+	log     *zap.Logger
+	rawOnly bool
+	cursors CursorZFS // nil: no Confirm, and the handlers only read
+	cursor  string    // the short name of the caller's cursor bookmark
+}
+
+// CursorZFS is what cursor bookmarks need of zfs, besides ZFS: the only
+// changes the endpoint ever makes, and only with the policy's
+// cursor_bookmarks.
+type CursorZFS interface {
+	Bookmark(ctx context.Context, snapshot, bookmark string) error
+	DestroyBookmark(ctx context.Context, bookmark string) error
+}
+
+var _ CursorZFS = (*zfs.ZFS)(nil)
+
+// An Option changes what the handlers allow.
+type Option func(*Handlers)
+
+// RawOnly makes encrypted datasets go out only raw (zfs send -w): the
+// caller never gets their plaintext (the policy's raw_only).
+func RawOnly() Option { return func(h *Handlers) { h.rawOnly = true } }
+
+// Cursors lets the caller confirm what it received (Confirm): the endpoint
+// then keeps the bookmark DATASET#zrep_cursor_<identity> at the newest
+// confirmed snapshot, and may destroy that bookmark, and nothing else, when
+// it moves it (the policy's cursor_bookmarks). identity must be valid in a
+// bookmark name (the policy checks it).
+func Cursors(z CursorZFS, identity string) Option {
+	return func(h *Handlers) { h.cursors, h.cursor = z, "zrep_cursor_"+identity }
 }
 
 // New returns the handlers for a caller whose datasets p allows.
-func New(z ZFS, p Policy, log *zap.Logger) *Handlers {
+func New(z ZFS, p Policy, log *zap.Logger, opts ...Option) *Handlers {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Handlers{zfs: z, policy: p, log: log}
+	h := &Handlers{zfs: z, policy: p, log: log}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // Methods returns every call of the endpoint by name, as rpc.Server.Register
 // takes them; a caller may wrap some before registering them.
 func (h *Handlers) Methods() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		api.MethodListFilesystems: h.ListFilesystems,
 		api.MethodListVersions:    h.ListVersions,
 		api.MethodSend:            h.Send,
 	}
+	if h.cursors != nil {
+		m[api.MethodConfirm] = h.Confirm
+	}
+	return m
 }
 
 // Register adds every call of the endpoint to s.
@@ -103,7 +143,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 		for _, d := range tree {
 			if h.policy.Allows(d.Name) {
-				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Versions: apiVersions(d.Versions)})
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted, Versions: apiVersions(d.Versions)})
 			}
 		}
 	} else {
@@ -113,7 +153,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 		for _, d := range list {
 			if h.policy.Allows(d.Name) {
-				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type)})
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted})
 			}
 		}
 	}
@@ -149,7 +189,7 @@ func (h *Handlers) listFailed(err error, root string) error {
 // ListVersions lists the snapshots (and bookmarks) of one allowed dataset,
 // oldest first.
 func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest) (*api.ListResponse, io.ReadCloser, error) {
-	versions, err := h.versions(ctx, req.Dataset)
+	_, versions, err := h.versions(ctx, req.Dataset)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,26 +206,26 @@ func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest
 // policy after it; only an allowed dataset that exists gets its versions
 // listed. A name below no root is denied whatever exists, and answered
 // without running zfs: that tells only where the roots are.
-func (h *Handlers) versions(ctx context.Context, dataset string) ([]zfs.Version, error) {
+func (h *Handlers) versions(ctx context.Context, dataset string) (zfs.Dataset, []zfs.Version, error) {
 	if err := zfs.ValidateDatasetName(dataset); err != nil {
-		return nil, invalid(err)
+		return zfs.Dataset{}, nil, invalid(err)
 	}
 	root, ok := h.rootOf(dataset)
 	if !ok {
-		return nil, notFound(dataset)
+		return zfs.Dataset{}, nil, notFound(dataset)
 	}
-	exists, err := h.existsBelow(ctx, root, dataset)
+	ds, exists, err := h.findBelow(ctx, root, dataset)
 	if err != nil {
-		return nil, err
+		return zfs.Dataset{}, nil, err
 	}
 	if !exists || !h.policy.Allows(dataset) {
-		return nil, notFound(dataset)
+		return zfs.Dataset{}, nil, notFound(dataset)
 	}
 	versions, err := h.zfs.ListVersions(ctx, dataset)
 	if errors.Is(err, zfs.ErrNotFound) {
-		return nil, notFound(dataset)
+		return zfs.Dataset{}, nil, notFound(dataset)
 	}
-	return versions, errors.WithMessagef(err, "listing versions of %s", dataset)
+	return ds, versions, errors.WithMessagef(err, "listing versions of %s", dataset)
 }
 
 // rootOf returns the policy root that dataset is or lies below, if any
@@ -199,22 +239,22 @@ func (h *Handlers) rootOf(dataset string) (string, bool) {
 	return "", false
 }
 
-// existsBelow reports whether dataset, which is root or below it, exists,
-// from a listing of root and everything below it.
-func (h *Handlers) existsBelow(ctx context.Context, root, dataset string) (bool, error) {
+// findBelow finds dataset, which is root or below it, in a listing of root
+// and everything below it.
+func (h *Handlers) findBelow(ctx context.Context, root, dataset string) (zfs.Dataset, bool, error) {
 	list, err := h.zfs.ListDatasets(ctx, root)
 	if errors.Is(err, zfs.ErrNotFound) {
-		return false, nil
+		return zfs.Dataset{}, false, nil
 	}
 	if err != nil {
-		return false, h.listFailed(err, root)
+		return zfs.Dataset{}, false, h.listFailed(err, root)
 	}
 	for _, d := range list {
 		if d.Name == dataset {
-			return true, nil
+			return d, true, nil
 		}
 	}
-	return false, nil
+	return zfs.Dataset{}, false, nil
 }
 
 func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListResponse, io.ReadCloser, error) {
@@ -229,6 +269,9 @@ func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListRes
 // body. Both must be versions of req.Dataset, exist, and match the GUIDs
 // when the request names them; From must be older than To.
 func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	if req.ResumeToken != "" {
+		return h.resume(ctx, req)
+	}
 	if err := zfs.ValidateSnapshotName(req.To); err != nil {
 		return nil, nil, invalid(err)
 	}
@@ -252,9 +295,12 @@ func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResp
 			return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "intermediates needs a snapshot as incremental base, not bookmark %q", req.From)
 		}
 	}
-	versions, err := h.versions(ctx, req.Dataset)
+	ds, versions, err := h.versions(ctx, req.Dataset)
 	if err != nil {
 		return nil, nil, err
+	}
+	if h.rawOnly && ds.Encrypted && !req.Raw {
+		return nil, nil, h.rawRequired(ds.Name)
 	}
 	to, err := findVersion(versions, req.To, req.ToGUID)
 	if err != nil {
@@ -275,19 +321,114 @@ func (h *Handlers) Send(ctx context.Context, req api.SendRequest) (*api.SendResp
 		v := apiVersion(from)
 		resp.From = &v
 	}
-	opts := zfs.SendOptions{Snapshot: req.To, From: req.From, Intermediates: req.Intermediates}
+	opts, err := h.streamOptions(ctx, req, ds)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Snapshot, opts.From, opts.Intermediates = req.To, req.From, req.Intermediates
+	h.log.Info("sending", zap.String("dataset", req.Dataset), zap.String("to", req.To),
+		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates), zap.Bool("raw", opts.Raw))
+	return h.send(ctx, resp, opts)
+}
+
+// rawRequired is the refusal of a plaintext send under raw_only.
+func (h *Handlers) rawRequired(dataset string) error {
+	return rpc.Errorf(rpc.CodePermissionDenied, "%q is encrypted, and this key may receive encrypted datasets only raw (the policy's raw_only): ask for it raw (pull --raw)", dataset)
+}
+
+// streamOptions are the stream flags of req that this zfs applies: raw for
+// an encrypted dataset (always under raw_only), and -L, -e, -c where zfs
+// has them.
+func (h *Handlers) streamOptions(ctx context.Context, req api.SendRequest, ds zfs.Dataset) (zfs.SendOptions, error) {
+	f, err := h.zfs.Features(ctx)
+	if err != nil {
+		return zfs.SendOptions{}, errors.WithMessage(err, "detecting zfs's features")
+	}
+	return zfs.SendOptions{
+		Raw:         ds.Encrypted && (req.Raw || h.rawOnly),
+		LargeBlocks: req.LargeBlocks && f.SendLargeBlocks,
+		Embedded:    req.Embedded && f.SendEmbedded,
+		Compressed:  req.Compressed && f.SendCompressed,
+	}, nil
+}
+
+// send starts zfs send for a checked request, with a size estimate.
+func (h *Handlers) send(ctx context.Context, resp *api.SendResponse, opts zfs.SendOptions) (*api.SendResponse, io.ReadCloser, error) {
 	if size, err := h.zfs.EstimateSend(ctx, opts); err != nil {
-		h.log.Debug("no size estimate", zap.String("to", req.To), zap.Error(err))
+		h.log.Debug("no size estimate", zap.String("to", opts.Snapshot), zap.Error(err))
 	} else {
 		resp.EstimatedBytes = size
 	}
 	stream, err := h.zfs.Send(ctx, opts)
 	if err != nil {
-		return nil, nil, errors.WithMessagef(err, "zfs send %s", req.To)
+		return nil, nil, errors.WithMessagef(err, "zfs send %s", opts.Snapshot)
 	}
-	h.log.Info("sending", zap.String("dataset", req.Dataset), zap.String("to", req.To),
-		zap.String("from", req.From), zap.Bool("intermediates", req.Intermediates))
 	return resp, stream, nil
+}
+
+// resume sends the rest of a cut transfer. zfs send -t trusts the token
+// entirely (it sends the snapshot whose guid is toguid wherever in the pool
+// it finds it, openzfs#14153), so every field is checked first: the token
+// decodes strictly (no savedok, no redaction, no unknown field); toname is
+// a snapshot of the requested dataset, which the policy allows and which
+// exists, and its guid is toguid; fromguid, if any, is a snapshot or
+// bookmark of the same dataset, older. zfs then gets a token encoded anew
+// from the checked fields, never the caller's bytes.
+func (h *Handlers) resume(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	if req.To != "" || req.From != "" || req.Intermediates || req.ToGUID != 0 || req.FromGUID != 0 {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "a resume token says what to send: give only the dataset and resume_token")
+	}
+	tok, err := resumetoken.Decode(req.ResumeToken)
+	if err != nil {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "resume token: %v", err)
+	}
+	dataset, _, _ := strings.Cut(tok.ToName, "@")
+	// The token's own dataset goes through the policy first: a token for
+	// a dataset the caller may not see is answered as for a missing one.
+	ds, versions, err := h.versions(ctx, dataset)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.rawOnly && ds.Encrypted && !tok.RawOK {
+		return nil, nil, h.rawRequired(dataset)
+	}
+	if dataset != req.Dataset {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "the resume token is for %q, not for dataset %q", tok.ToName, req.Dataset)
+	}
+	to, err := findVersion(versions, tok.ToName, api.GUID(tok.ToGUID))
+	if err != nil {
+		return nil, nil, err
+	}
+	if to.Type != zfs.Snapshot {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "%q is not a snapshot", tok.ToName)
+	}
+	resp := &api.SendResponse{To: apiVersion(to)}
+	if tok.FromGUID != 0 {
+		from, ok := versionByGUID(versions, tok.FromGUID)
+		if !ok || from.CreateTXG >= to.CreateTXG {
+			return nil, nil, rpc.Errorf(rpc.CodeNotFound, "the resume token's incremental base (guid %d) is no snapshot or bookmark of %q older than %q", tok.FromGUID, dataset, tok.ToName)
+		}
+		v := apiVersion(from)
+		resp.From = &v
+	}
+	h.log.Info("resuming", zap.String("dataset", dataset), zap.String("to", to.Name), zap.Uint64("from_guid", tok.FromGUID),
+		zap.Uint64("offset", tok.Offset), zap.Uint64("bytes", tok.Bytes), zap.Bool("raw", tok.RawOK))
+	// What the token carries (rawok, compressok, …) applies anyway; -w
+	// makes sure an encrypted dataset goes out raw under raw_only.
+	opts := zfs.SendOptions{Snapshot: to.Name, ResumeToken: tok.Encode(), Raw: ds.Encrypted && h.rawOnly}
+	return h.send(ctx, resp, opts)
+}
+
+// versionByGUID finds the snapshot, or else the bookmark, with guid.
+func versionByGUID(versions []zfs.Version, guid uint64) (zfs.Version, bool) {
+	var found zfs.Version
+	ok := false
+	for _, v := range versions {
+		if v.GUID == guid && (!ok || v.Type == zfs.Snapshot) {
+			found, ok = v, true
+		}
+	}
+	return found, ok
 }
 
 // findVersion finds name among versions; a guid that does not match means

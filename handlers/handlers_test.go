@@ -53,6 +53,8 @@ type fakeZFS struct {
 	datasets []zfs.Dataset
 	versions map[string][]zfs.Version // by dataset
 
+	features zfs.Features
+
 	// Injected failures.
 	listErr    error            // ListDatasets and ListTree fail
 	estimate   int64            // what EstimateSend answers
@@ -173,6 +175,10 @@ func (f *fakeZFS) ListTree(ctx context.Context, root string) ([]zfs.DatasetVersi
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeZFS) Features(ctx context.Context) (zfs.Features, error) {
+	return f.features, nil
 }
 
 func (f *fakeZFS) EstimateSend(ctx context.Context, o zfs.SendOptions) (int64, error) {
@@ -428,7 +434,7 @@ func TestZFSInterfaceReadOnly(t *testing.T) {
 	for i := range typ.NumMethod() {
 		got = append(got, typ.Method(i).Name)
 	}
-	want := []string{"EstimateSend", "ListDatasets", "ListTree", "ListVersions", "Send"}
+	want := []string{"EstimateSend", "Features", "ListDatasets", "ListTree", "ListVersions", "Send"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("handlers.ZFS has methods %v; want exactly %v (the handlers only read)", got, want)
 	}
@@ -947,7 +953,7 @@ func TestSendBadParams(t *testing.T) {
 		{"dataset": "tank/data", "to": "tank/data@s2", "to_guid": "-1"},
 		{"dataset": "tank/data", "to": "tank/data@s2", "from_guid": "18446744073709551616"},
 		{"dataset": "tank/data", "to": "tank/data@s2", "recursive": true},
-		{"dataset": "tank/data", "to": "tank/data@s2", "raw": true},
+		{"dataset": "tank/data", "to": "tank/data@s2", "props": true},
 		{"dataset": 1, "to": "tank/data@s2"},
 	} {
 		z := newFake()

@@ -20,7 +20,8 @@ import (
 	"github.com/zrep/zrep/internal/testenv"
 )
 
-// binary is the zrep-stdinserver built for this test run.
+// binary is the zrep-stdinserver built for this test run (or the prebuilt
+// one named by ZREP_TEST_BINARY).
 var binary string
 
 func TestMain(m *testing.M) {
@@ -29,11 +30,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "zrep-stdinserver")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/zrep-stdinserver")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building zrep-stdinserver:", err)
+	binary, err = testenv.Binary(dir, "../cmd/zrep-stdinserver")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

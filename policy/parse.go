@@ -109,8 +109,14 @@ func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 			}
 		case "sink":
 			id.Sink, err = p.sink(ctx, kn, vn)
+		case "raw_only":
+			id.RawOnly, err = p.boolean(ctx, k, vn)
+		case "cursor_bookmarks":
+			if id.CursorBookmarks, err = p.boolean(ctx, k, vn); err == nil && id.CursorBookmarks && !bookmarkSafe(name) {
+				err = p.Errorf(vn, "%scursor_bookmarks needs an identity name of letters, digits, '_', '-', '.' and ':' (it names the bookmark zrep_cursor_%s)", ctx, name)
+			}
 		default:
-			err = p.Errorf(kn, `%sunknown key %q (the keys of an identity are "datasets" and "sink")`, ctx, k)
+			err = p.Errorf(kn, `%sunknown key %q (the keys of an identity are "datasets", "raw_only", "cursor_bookmarks" and "sink")`, ctx, k)
 		}
 		return err
 	})
@@ -120,7 +126,36 @@ func (p *parser) identity(name string, key, val *yaml.Node) (*Identity, error) {
 	if id.Source == nil && id.Sink == nil {
 		return nil, p.Errorf(key, `%sneeds "datasets" (what it may pull) or "sink" (where it may push)`, ctx)
 	}
+	if id.RawOnly && id.Source == nil {
+		return nil, p.Errorf(key, `%sraw_only applies to the datasets it may pull, and it has none (a sink takes raw_only under "sink")`, ctx)
+	}
+	if id.CursorBookmarks && id.Source == nil {
+		return nil, p.Errorf(key, `%scursor_bookmarks applies to the datasets it may pull, and it has none`, ctx)
+	}
 	return id, nil
+}
+
+// bookmarkSafe reports whether an identity name can go into a bookmark
+// name as it is: not empty, at most 200 bytes, and of plain characters.
+func bookmarkSafe(name string) bool {
+	if name == "" || len(name) > 200 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.:", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// boolean parses a true/false value of key.
+func (p *parser) boolean(ctx, key string, vn *yaml.Node) (bool, error) {
+	var b bool
+	if vn.Kind != yaml.ScalarNode || vn.ShortTag() != "!!bool" || vn.Decode(&b) != nil {
+		return false, p.Errorf(vn, "%s%s must be true or false, not %s", ctx, key, yamlstrict.Describe(vn))
+	}
+	return b, nil
 }
 
 // datasets parses an identity's datasets map of patterns to booleans.
@@ -150,10 +185,15 @@ func (p *parser) datasets(ctx string, dsKey, ds *yaml.Node) ([]Rule, error) {
 func (p *parser) sink(ctx string, key, val *yaml.Node) (*Sink, error) {
 	ctx += "sink: "
 	if val = yamlstrict.Resolve(val); val.Kind != yaml.MappingNode {
-		return nil, p.Errorf(val, `%smust be a mapping with the key "root" (and optionally "quota"), not %s`, ctx, yamlstrict.Describe(val))
+		return nil, p.Errorf(val, `%smust be a mapping with the key "root" (and optionally "quota" and "raw_only"), not %s`, ctx, yamlstrict.Describe(val))
 	}
 	s := &Sink{}
 	err := p.EachPair(val, ctx, "key", func(k string, kn, vn *yaml.Node) error {
+		if k == "raw_only" {
+			var err error
+			s.RawOnly, err = p.boolean(ctx, k, vn)
+			return err
+		}
 		if vn.Kind != yaml.ScalarNode || yamlstrict.IsNull(vn) {
 			return p.Errorf(vn, "%s%s must be a string, not %s", ctx, k, yamlstrict.Describe(vn))
 		}
@@ -176,7 +216,7 @@ func (p *parser) sink(ctx string, key, val *yaml.Node) (*Sink, error) {
 			}
 			s.Quota = q
 		default:
-			return p.Errorf(kn, `%sunknown key %q (the keys of a sink are "root" and "quota")`, ctx, k)
+			return p.Errorf(kn, `%sunknown key %q (the keys of a sink are "root", "quota" and "raw_only")`, ctx, k)
 		}
 		return nil
 	})

@@ -35,7 +35,7 @@ var parseErrorTests = []struct {
 
 	// Unknown keys, at every level.
 	{"unknown top key", "identities:\n  a:\n    datasets: {x: true}\nidentity: {}\n", `policy.yaml:4: unknown key "identity" (the only top-level key is "identities")`},
-	{"unknown identity key", "identities:\n  backup1:\n    datasets: {x: true}\n    dataset: {y: true}\n", `policy.yaml:4: identity "backup1": unknown key "dataset" (the keys of an identity are "datasets" and "sink")`},
+	{"unknown identity key", "identities:\n  backup1:\n    datasets: {x: true}\n    dataset: {y: true}\n", `policy.yaml:4: identity "backup1": unknown key "dataset" (the keys of an identity are "datasets", "raw_only", "cursor_bookmarks" and "sink")`},
 	{"merge key", "identities:\n  backup1:\n    <<: {datasets: {x: true}}\n", `policy.yaml:3: identity "backup1": merge keys (<<) are not supported`},
 
 	// Identities without datasets.
@@ -83,14 +83,19 @@ var parseErrorTests = []struct {
 
 	// Sinks.
 	{"sink without root", "identities:\n  l1:\n    sink: {quota: 1G}\n", `policy.yaml:3: identity "l1": sink: needs "root": the dataset pushes are received under`},
-	{"sink scalar", "identities:\n  l1:\n    sink: backup/l1\n", `policy.yaml:3: identity "l1": sink: must be a mapping with the key "root" (and optionally "quota"), not "backup/l1" (str)`},
+	{"sink scalar", "identities:\n  l1:\n    sink: backup/l1\n", `policy.yaml:3: identity "l1": sink: must be a mapping with the key "root" (and optionally "quota" and "raw_only"), not "backup/l1" (str)`},
 	{"sink root a pool", "identities:\n  l1:\n    sink: {root: backup}\n", `policy.yaml:3: identity "l1": sink: root "backup" is a pool: give a dataset below it, such as backup/pushed`},
 	{"sink root with a snapshot", "identities:\n  l1:\n    sink: {root: backup/l1@x}\n", `policy.yaml:3: identity "l1": sink: root "backup/l1@x" is not a dataset name: '@' (snapshot names are not datasets)`},
 	{"sink root with ..", "identities:\n  l1:\n    sink: {root: backup/../etc}\n", `policy.yaml:3: identity "l1": sink: root "backup/../etc" is not a dataset name: '.' or '..' component`},
 	{"sink root a map", "identities:\n  l1:\n    sink: {root: {a: b}}\n", `policy.yaml:3: identity "l1": sink: root must be a string, not a mapping`},
 	{"sink bad quota", "identities:\n  l1:\n    sink: {root: backup/l1, quota: lots}\n", `policy.yaml:3: identity "l1": sink: quota: size "lots": no number`},
 	{"sink zero quota", "identities:\n  l1:\n    sink: {root: backup/l1, quota: 0}\n", `policy.yaml:3: identity "l1": sink: quota: a quota of 0 would refuse every push; leave quota out for none`},
-	{"sink unknown key", "identities:\n  l1:\n    sink: {root: backup/l1, destroy: true}\n", `policy.yaml:3: identity "l1": sink: unknown key "destroy" (the keys of a sink are "root" and "quota")`},
+	{"sink unknown key", "identities:\n  l1:\n    sink: {root: backup/l1, destroy: true}\n", `policy.yaml:3: identity "l1": sink: unknown key "destroy" (the keys of a sink are "root", "quota" and "raw_only")`},
+	{"raw_only not a bool", "identities:\n  b:\n    datasets: {x: true}\n    raw_only: yes\n", `policy.yaml:4: identity "b": raw_only must be true or false, not "yes" (str)`},
+	{"raw_only without datasets", "identities:\n  l1:\n    raw_only: true\n    sink: {root: backup/l1}\n", `policy.yaml:2: identity "l1": raw_only applies to the datasets it may pull, and it has none (a sink takes raw_only under "sink")`},
+	{"sink raw_only not a bool", "identities:\n  l1:\n    sink: {root: backup/l1, raw_only: 1}\n", `policy.yaml:3: identity "l1": sink: raw_only must be true or false, not "1" (int)`},
+	{"cursor_bookmarks with a name unfit for a bookmark", "identities:\n  \"backup one\":\n    datasets: {x: true}\n    cursor_bookmarks: true\n", `policy.yaml:4: identity "backup one": cursor_bookmarks needs an identity name of letters, digits, '_', '-', '.' and ':' (it names the bookmark zrep_cursor_backup one)`},
+	{"cursor_bookmarks without datasets", "identities:\n  l1:\n    cursor_bookmarks: true\n    sink: {root: backup/l1}\n", `policy.yaml:2: identity "l1": cursor_bookmarks applies to the datasets it may pull, and it has none`},
 	{"sink roots nested", "identities:\n  l1:\n    sink: {root: backup/l}\n  l2:\n    sink: {root: backup/l/l2}\n", `policy.yaml:5: identity "l2": sink root "backup/l/l2" overlaps identity "l1"'s sink root "backup/l" (line 3): each identity's pushes must stay apart`},
 	{"sink roots equal", "identities:\n  l1:\n    sink: {root: backup/l}\n  l2:\n    sink: {root: backup/l}\n", `policy.yaml:5: identity "l2": sink root "backup/l" overlaps identity "l1"'s sink root "backup/l" (line 3): each identity's pushes must stay apart`},
 }
@@ -107,7 +112,11 @@ func TestParseSinks(t *testing.T) {
     datasets: {"tank/x": true}
     sink: {root: backup/both}
   siblings:
-    sink: {root: backup/laptops/laptop10}
+    sink: {root: backup/laptops/laptop10, raw_only: true}
+  rawsource:
+    datasets: {"tank/enc<": true}
+    raw_only: true
+    cursor_bookmarks: true
 `)
 	for _, tt := range []struct {
 		name   string
@@ -117,7 +126,8 @@ func TestParseSinks(t *testing.T) {
 		{"backup1", true, nil},
 		{"laptop1", false, &Sink{Root: "backup/laptops/laptop1", Quota: 500 << 30, Line: 5}},
 		{"both", true, &Sink{Root: "backup/both", Line: 8}},
-		{"siblings", false, &Sink{Root: "backup/laptops/laptop10", Line: 10}},
+		{"siblings", false, &Sink{Root: "backup/laptops/laptop10", RawOnly: true, Line: 10}},
+		{"rawsource", true, nil},
 	} {
 		id, err := f.Identity(tt.name)
 		if err != nil {
@@ -125,6 +135,9 @@ func TestParseSinks(t *testing.T) {
 		}
 		if (id.Source != nil) != tt.source || !reflect.DeepEqual(id.Sink, tt.sink) {
 			t.Errorf("%s: source %v, sink %+v; want source %v, sink %+v", tt.name, id.Source != nil, id.Sink, tt.source, tt.sink)
+		}
+		if id.RawOnly != (tt.name == "rawsource") || id.CursorBookmarks != (tt.name == "rawsource") {
+			t.Errorf("%s: raw_only %v, cursor_bookmarks %v", tt.name, id.RawOnly, id.CursorBookmarks)
 		}
 		_, err = f.Filter(tt.name)
 		if tt.source != (err == nil) || !tt.source && !errors.Is(err, ErrNoDatasets) {

@@ -15,6 +15,13 @@
 //	    sink:
 //	      root: backup/laptops/laptop1 # pushes land below this dataset
 //	      quota: 500G                  # optional, applied to root
+//	      raw_only: true               # optional: encrypted datasets only, raw
+//
+// An identity with datasets may also have "raw_only: true": encrypted
+// datasets go to it only raw (zfs send -w), never as plaintext; and
+// "cursor_bookmarks: true": the source keeps a bookmark of the newest
+// snapshot the identity confirmed receiving, so that incrementals can start
+// there after the snapshot itself was pruned.
 //
 // A key ending in '<' matches the dataset and every dataset below it
 // (tank/data< matches tank/data/b but not tank/database); a key without
@@ -28,7 +35,8 @@
 // by single '/'; no leading '/' or '-', no trailing '/', no "." or ".."
 // component, no '@', '#' or '%'. A '<' may only end a pattern. Values are
 // YAML booleans; the only keys are "identities" and, per identity,
-// "datasets" and "sink" (with "root" and "quota"). A sink root is a dataset
+// "datasets", "raw_only" and "sink" (with "root", "quota" and "raw_only").
+// A sink root is a dataset
 // below a pool, and no two identities' sink roots may be inside one
 // another. Anything else is an error naming the file and line.
 //
@@ -65,6 +73,13 @@ type Identity struct {
 	Source *Filter
 	// Sink is where the identity may push; nil when it may not.
 	Sink *Sink
+	// RawOnly: encrypted datasets go to this identity only raw (zfs send
+	// -w), so it never gets their plaintext.
+	RawOnly bool
+	// CursorBookmarks: the source keeps the bookmark
+	// DATASET#zrep_cursor_<identity> at the newest snapshot the identity
+	// confirmed receiving; otherwise the endpoint changes nothing.
+	CursorBookmarks bool
 }
 
 // Sink is an identity's push target: pushes add snapshots under Root and
@@ -72,7 +87,10 @@ type Identity struct {
 type Sink struct {
 	Root  string // the dataset pushes are received under
 	Quota uint64 // bytes, applied to Root; 0 means none
-	Line  int    // where root is in the file
+	// RawOnly: the sink accepts only raw streams of encrypted datasets, so
+	// the backup server never holds plaintext of what it is given.
+	RawOnly bool
+	Line    int // where root is in the file
 }
 
 // Load reads and parses the policy file at path. Error messages name path.

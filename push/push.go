@@ -33,6 +33,9 @@ type Options struct {
 	ZFS handlers.ZFS
 	// DryRun asks the sink to plan and report, and change nothing.
 	DryRun bool
+	// Raw asks the sink to receive encrypted datasets raw (zfs send -w):
+	// it then never holds their keys.
+	Raw bool
 	// Reporter receives the sink's events, and progress counted here.
 	Reporter replication.Reporter
 	// RPC configures the session; its header limit is raised to the
@@ -107,7 +110,7 @@ type pusher struct {
 }
 
 func (p *pusher) options(ctx context.Context, _ api.PushOptionsRequest) (*api.PushOptions, error) {
-	return &api.PushOptions{DryRun: p.o.DryRun}, nil
+	return &api.PushOptions{DryRun: p.o.DryRun, Raw: p.o.Raw}, nil
 }
 
 // report takes one event of the sink's run. The sink is not trusted with

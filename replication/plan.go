@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/units"
+	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/zfs"
 )
 
@@ -39,10 +41,19 @@ type Step struct {
 	// Snapshots are the source snapshots this step creates on the target,
 	// oldest first; their guids are checked afterwards.
 	Snapshots []api.Version `json:"snapshots"`
+	// ResumeToken: the step continues a cut transfer (zfs send -t with the
+	// target's receive_resume_token) instead of starting it again.
+	ResumeToken string `json:"-"`
+	Resumed     bool   `json:"resumed,omitempty"`
+	// ResumedBytes is how much of the stream the target already holds.
+	ResumedBytes int64 `json:"resumed_bytes,omitempty"`
 }
 
 // String describes the step for humans, e.g. "incremental @s1 -> @s5 (4 snapshots)".
 func (s Step) String() string {
+	if s.Resumed {
+		return fmt.Sprintf("resume %s (%s already received)", short(s.To.Name), units.FormatSize(uint64(s.ResumedBytes)))
+	}
 	if s.From == nil {
 		return fmt.Sprintf("full %s", short(s.To.Name))
 	}
@@ -79,6 +90,15 @@ type DatasetPlan struct {
 	Force    bool      `json:"force,omitempty"`
 	Steps    []Step    `json:"steps,omitempty"`
 	Diverged *Diverged `json:"diverged,omitempty"`
+	// Raw: the dataset is encrypted and received raw (zfs send -w).
+	Raw bool `json:"raw,omitempty"`
+	// Confirm is the snapshot to confirm to the source once the plan ran
+	// (for its cursor bookmark), when the source has no bookmark of it.
+	Confirm *api.Version `json:"-"`
+	// ClearResume, when the target holds a resume token that can no longer
+	// be used, says why: the token (and what the cut receive left) is
+	// discarded, zfs receive -A, before the steps, which start afresh.
+	ClearResume string `json:"clear_resume,omitempty"`
 }
 
 // Diverged explains why a target cannot be updated incrementally.
@@ -118,6 +138,9 @@ type PlanOptions struct {
 	// ForceRollback allows destroying target snapshots the source does not
 	// have, and receiving with -F.
 	ForceRollback bool
+	// ResumeToken is the target's receive_resume_token, when a cut
+	// resumable receive left one.
+	ResumeToken string
 }
 
 // PlanDataset plans one dataset. source lists the source dataset's
@@ -125,6 +148,18 @@ type PlanOptions struct {
 func PlanDataset(source api.Filesystem, targetName string, target *zfs.DatasetVersions, o PlanOptions) DatasetPlan {
 	p := DatasetPlan{Dataset: source.Name, Type: source.Type, Target: targetName, TargetExists: target != nil}
 	snaps := sourceSnapshots(source.Versions)
+	if o.ResumeToken != "" {
+		steps, why := resumeSteps(source, target, snaps, o.ResumeToken)
+		if why == "" {
+			p.Action, p.Steps = ActionReplicate, steps
+			return p
+		}
+		p.ClearResume = why
+		if target != nil && len(targetSnapshots(target.Versions)) == 0 {
+			// A partly received new dataset goes with its token.
+			target, p.TargetExists = nil, false
+		}
+	}
 	if len(snaps) == 0 {
 		p.Action = ActionNoSource
 		return p
@@ -172,6 +207,50 @@ func PlanDataset(source api.Filesystem, targetName string, target *zfs.DatasetVe
 		p.Action = ActionUpToDate
 	}
 	return p
+}
+
+// resumeSteps plans the continuation of a cut transfer from the target's
+// token: the rest of the snapshot in transit, then the usual incremental
+// steps from it. When the token cannot be used, it says why: the snapshot
+// it resumes is gone from the source (or renamed), or its base is not the
+// target's newest snapshot any more.
+func resumeSteps(source api.Filesystem, target *zfs.DatasetVersions, snaps []api.Version, token string) ([]Step, string) {
+	tok, err := resumetoken.Decode(token)
+	if err != nil {
+		return nil, fmt.Sprintf("it does not decode: %v", err)
+	}
+	var to *api.Version
+	for i := range snaps {
+		if uint64(snaps[i].GUID) == tok.ToGUID {
+			to = &snaps[i]
+		}
+	}
+	switch {
+	case to == nil:
+		return nil, fmt.Sprintf("the snapshot it resumes, %s (guid %d), is no longer on the source", tok.ToName, tok.ToGUID)
+	case to.Name != tok.ToName:
+		return nil, fmt.Sprintf("the snapshot it resumes, %s, is now %s on the source", tok.ToName, to.Name)
+	}
+	var targetSnaps []zfs.Version
+	if target != nil {
+		targetSnaps = targetSnapshots(target.Versions)
+	}
+	step := Step{Kind: StepFull, To: *to, Snapshots: []api.Version{*to}, ResumeToken: token, Resumed: true, ResumedBytes: int64(min(tok.Bytes, 1<<62))}
+	if tok.FromGUID == 0 {
+		if len(targetSnaps) > 0 {
+			return nil, "it resumes a full stream, and the target has snapshots"
+		}
+	} else {
+		if len(targetSnaps) == 0 || targetSnaps[len(targetSnaps)-1].GUID != tok.FromGUID {
+			return nil, fmt.Sprintf("its base (guid %d) is not the target's newest snapshot", tok.FromGUID)
+		}
+		base, _ := newestCommon(source.Versions, targetSnaps[len(targetSnaps)-1:])
+		if base == nil {
+			return nil, fmt.Sprintf("its base (guid %d) is no longer on the source", tok.FromGUID)
+		}
+		step.Kind, step.From = StepIncremental, base
+	}
+	return append([]Step{step}, incrementalFrom(*to, snaps)...), ""
 }
 
 // fullThenIncremental: a full stream of the oldest snapshot, then one -I

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
 )
@@ -19,6 +20,9 @@ import (
 type Source interface {
 	ListFilesystems(ctx context.Context, withVersions bool) ([]api.Filesystem, error)
 	Send(ctx context.Context, req api.SendRequest) (*api.SendResponse, io.ReadCloser, error)
+	// Confirm tells the source which snapshot the target holds, for its
+	// cursor bookmark; sources without cursors answer unimplemented.
+	Confirm(ctx context.Context, req api.ConfirmRequest) error
 }
 
 // Target is the local zfs received into; *zfs.ZFS implements it. It can
@@ -30,6 +34,10 @@ type Target interface {
 	Exists(ctx context.Context, name string) (bool, error)
 	CreatePlaceholder(ctx context.Context, dataset string) error
 	Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStream, error)
+	// ResumeTokens are the tokens cut resumable receives left under root.
+	ResumeTokens(ctx context.Context, root string) (map[string]string, error)
+	// AbortResume discards what a cut resumable receive left, and its token.
+	AbortResume(ctx context.Context, dataset string) error
 }
 
 // Rollbacker is what a Target needs besides for Options.ForceRollback: a
@@ -57,6 +65,12 @@ type Options struct {
 	// ForceRollback allows destroying target snapshots the source lacks and
 	// receiving with -F. Without it, nothing is ever rolled back or destroyed.
 	ForceRollback bool
+	// Raw asks for encrypted datasets raw (zfs send -w): the target stores
+	// ciphertext and never needs their keys. A dataset whose target is
+	// already encrypted is asked for raw anyway: it was received raw.
+	Raw bool
+	// RequireRaw accepts only encrypted datasets, raw (a raw_only sink).
+	RequireRaw bool
 	// Reporter receives the run's events; nil discards them.
 	Reporter Reporter
 	Log      *zap.Logger
@@ -146,6 +160,8 @@ type runner struct {
 	local    map[string]*zfs.DatasetVersions // the target tree under Root
 	created  map[string]bool                 // placeholders made by this run
 	incoming map[string]bool                 // targets this run receives from scratch
+	// noCursors: the source said it keeps no cursor bookmarks.
+	noCursors bool
 }
 
 // plan lists both sides (one call each) and plans every selected dataset.
@@ -173,6 +189,12 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	for i := range tree {
 		r.local[tree[i].Name] = &tree[i]
 	}
+	tokens := map[string]string{}
+	if r.features.ResumeTokens && len(tree) > 0 {
+		if tokens, err = r.dst.ResumeTokens(ctx, r.o.Root); err != nil {
+			return nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", r.o.Root)
+		}
+	}
 	remote, early := checkListing(remote)
 	selected, missing := selectDatasets(remote, r.o.Datasets)
 	for _, name := range missing {
@@ -183,7 +205,14 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	r.incoming = map[string]bool{}
 	for _, fs := range selected {
 		target := r.targetName(fs.Name)
-		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback})
+		if r.o.RequireRaw && !fs.Encrypted {
+			early = append(early, Result{Dataset: fs.Name, Target: target, Outcome: OutcomeFailed,
+				Error: "not encrypted: this sink takes encrypted datasets only, raw (raw_only)"})
+			continue
+		}
+		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback, ResumeToken: tokens[target]})
+		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || r.local[target] != nil && r.local[target].Encrypted)
+		p.Confirm = toConfirm(fs, p)
 		if p.Action == ActionReplicate && !p.TargetExists {
 			r.incoming[target] = true
 		}
@@ -234,6 +263,9 @@ func (r *runner) execute(ctx context.Context, p DatasetPlan) (res Result) {
 	switch p.Action {
 	case ActionUpToDate:
 		res.Outcome = OutcomeUpToDate
+		if !r.o.DryRun {
+			r.confirm(ctx, p)
+		}
 		return res
 	case ActionNoSource:
 		res.Outcome = OutcomeNoSnapshots
@@ -257,10 +289,55 @@ func (r *runner) execute(ctx context.Context, p DatasetPlan) (res Result) {
 		return res
 	}
 	res.Outcome = OutcomeReplicated
+	r.confirm(ctx, p)
 	return res
 }
 
+// confirm tells the source the newest snapshot the target now holds, for
+// its cursor bookmark. A source without cursors says so once; other
+// failures are logged and do not fail the dataset.
+func (r *runner) confirm(ctx context.Context, p DatasetPlan) {
+	if p.Confirm == nil || r.noCursors {
+		return
+	}
+	err := r.src.Confirm(ctx, api.ConfirmRequest{Dataset: p.Dataset, Snapshot: p.Confirm.Name, GUID: p.Confirm.GUID})
+	switch {
+	case rpc.CodeOf(err) == rpc.CodeUnimplemented:
+		r.noCursors = true
+	case err != nil:
+		r.log.Warn("confirming the received snapshot to the source failed", zap.String("snapshot", p.Confirm.Name), zap.Error(err))
+	}
+}
+
+// toConfirm is the snapshot the target holds once p ran, when the source
+// keeps no bookmark of it yet; nil otherwise.
+func toConfirm(fs api.Filesystem, p DatasetPlan) *api.Version {
+	var newest *api.Version
+	switch {
+	case p.Action == ActionReplicate && len(p.Steps) > 0:
+		newest = &p.Steps[len(p.Steps)-1].To
+	case p.Action == ActionUpToDate:
+		snaps := sourceSnapshots(fs.Versions)
+		newest = &snaps[len(snaps)-1]
+	default:
+		return nil
+	}
+	for _, v := range fs.Versions {
+		if v.Type == api.TypeBookmark && v.GUID == newest.GUID {
+			return nil
+		}
+	}
+	return newest
+}
+
 func (r *runner) replicate(ctx context.Context, p DatasetPlan, res *Result) error {
+	if p.ClearResume != "" {
+		r.log.Warn("discarding a resume token that cannot be used; the transfer starts afresh",
+			zap.String("target", p.Target), zap.String("why", p.ClearResume))
+		if err := r.dst.AbortResume(ctx, p.Target); err != nil {
+			return errors.WithMessagef(err, "discarding the resume token of %s (%s)", p.Target, p.ClearResume)
+		}
+	}
 	if !p.TargetExists {
 		if err := r.ensureParents(ctx, p.Target); err != nil {
 			return err
@@ -347,9 +424,23 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	if step.From != nil {
 		req.From, req.FromGUID = step.From.Name, step.From.GUID
 	}
+	if step.Resumed {
+		req = api.SendRequest{Dataset: p.Dataset, ResumeToken: step.ResumeToken}
+	}
+	// -L -e -c where this zfs (which receives them) has them too.
+	req.Raw, req.LargeBlocks, req.Embedded, req.Compressed = p.Raw, r.features.SendLargeBlocks, r.features.SendEmbedded, r.features.SendCompressed
 	r.emit(Event{Type: EventStepStart, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps)})
 	start := time.Now()
 	resp, stream, err := r.src.Send(ctx, req)
+	if err != nil && step.Resumed && isRefusedCall(err) {
+		// The source will not resume it (the snapshot changed since the
+		// listing): discard the token, so that the next run starts afresh
+		// instead of asking again and again (zrepl #644).
+		if aerr := r.dst.AbortResume(ctx, p.Target); aerr != nil {
+			return 0, errors.Errorf("source: %v; and discarding the resume token: %v", err, aerr)
+		}
+		return 0, errors.WithMessage(err, "the source refused to resume the transfer; its resume token was discarded and the next run starts it afresh")
+	}
 	if err != nil {
 		return 0, errors.WithMessage(err, "source")
 	}
@@ -359,13 +450,13 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	}
 	recv := &lazyReceive{start: func() (zfs.InputStream, error) {
 		return r.dst.Recv(ctx, zfs.RecvOptions{Target: p.Target, Force: p.Force, Unmounted: r.features.RecvUnmounted,
-			Exclude: excludedProps(r.features, p.Type)})
+			Resumable: r.features.ResumeTokens, Exclude: excludedProps(r.features, p.Type, p.Raw)})
 	}}
 	pw := newProgressWriter(recv, func(n int64, final bool) {
 		r.emit(Event{Type: EventProgress, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 			Bytes: n, EstimatedBytes: resp.EstimatedBytes, BytesPerSecond: rate(n, time.Since(start))})
 	})
-	expect := streamPlan(p.Dataset, p.Type, step).Expect()
+	expect := streamPlan(p.Dataset, p.Type, p.Raw, step).Expect()
 	n, err := sendstream.NewReader(stream, expect.Check).WriteTo(pw)
 	if err == nil {
 		err = expect.Complete()
@@ -390,6 +481,16 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 	r.emit(Event{Type: EventStepDone, Dataset: p.Dataset, Target: p.Target, Step: &step, StepIndex: i + 1, StepCount: len(p.Steps),
 		Bytes: n, BytesPerSecond: rate(n, time.Since(start)), Duration: time.Since(start)})
 	return n, nil
+}
+
+// isRefusedCall reports whether the source answered a call with a refusal
+// (the request does not fit what it has), not a failure of its own.
+func isRefusedCall(err error) bool {
+	switch rpc.CodeOf(err) {
+	case rpc.CodeNotFound, rpc.CodeInvalidArgument, rpc.CodePermissionDenied:
+		return true
+	}
+	return false
 }
 
 // received reports whether a failed copy failed on zfs receive's side: it

@@ -15,6 +15,8 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/nvlist"
+	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/sendstream/streamtest"
@@ -45,6 +47,8 @@ type fakeSource struct {
 	cutErr    map[string]error    // ...with this error
 	wrongGUID map[string]api.GUID // the response claims this To guid
 	forge     map[string][]byte   // the stream sent instead of the one asked for
+	cursors   bool                // Confirm is served
+	confirms  []string            // "tank/a@s3=13" for each Confirm
 	lists     int
 	sends     []api.SendRequest
 	streams   []*fakeStream
@@ -72,6 +76,9 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sends = append(s.sends, req)
+	if req.ResumeToken != "" {
+		return s.resume(req)
+	}
 	if err := s.sendErr[req.To]; err != nil {
 		return nil, nil, err
 	}
@@ -119,11 +126,15 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 	if from != nil {
 		fromGUID = uint64(from.GUID)
 	}
-	objset := uint32(streamtest.Filesystem)
+	spec := streamtest.Spec{Objset: streamtest.Filesystem, Dataset: req.Dataset, FromGUID: fromGUID, Snaps: snaps,
+		Intermediates: req.Intermediates, Size: s.payload}
 	if fs.Type == string(zfs.Volume) {
-		objset = streamtest.Volume
+		spec.Objset = streamtest.Volume
 	}
-	data := streamtest.StreamOf(objset, req.Dataset, fromGUID, snaps, req.Intermediates, s.payload)
+	if req.Raw && fs.Encrypted {
+		spec.Features, spec.Payload = uint32(sendstream.FeatureRaw), rawKeys
+	}
+	data := spec.Bytes()
 	if forged, ok := s.forge[req.To]; ok {
 		data = forged
 	}
@@ -137,6 +148,56 @@ func (s *fakeSource) Send(ctx context.Context, req api.SendRequest) (*api.SendRe
 		resp.To.GUID = g
 	}
 	return resp, st, nil
+}
+
+// rawKeys is the BEGIN payload of a raw substream: the dataset's wrapped keys.
+var rawKeys = func() []byte {
+	b, err := nvlist.Pack(&nvlist.List{Flags: 1, Pairs: []nvlist.Pair{{Name: "crypt_keydata", Type: nvlist.NVList,
+		Value: &nvlist.List{Flags: 1, Pairs: []nvlist.Pair{{Name: "DSL_CRYPTO_SUITE", Type: nvlist.Uint64, Value: uint64(8)}}}}}}, nvlist.Native)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// Confirm records confirmations; with cursors off it answers as a source
+// without cursor_bookmarks does.
+func (s *fakeSource) Confirm(ctx context.Context, req api.ConfirmRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.confirms = append(s.confirms, req.Snapshot+"="+req.GUID.String())
+	if !s.cursors {
+		return rpc.Errorf(rpc.CodeUnimplemented, "unknown method %q", api.MethodConfirm)
+	}
+	return nil
+}
+
+// resume answers a resume request as a source does: the rest of the
+// snapshot the token names, if it is there with that guid.
+func (s *fakeSource) resume(req api.SendRequest) (*api.SendResponse, io.ReadCloser, error) {
+	tok, err := resumetoken.Decode(req.ResumeToken)
+	if err != nil {
+		return nil, nil, rpc.Errorf(rpc.CodeInvalidArgument, "resume token: %v", err)
+	}
+	if err := s.sendErr[tok.ToName]; err != nil {
+		return nil, nil, err
+	}
+	for _, fs := range s.fss {
+		for _, v := range fs.Versions {
+			if v.Name != tok.ToName || uint64(v.GUID) != tok.ToGUID {
+				continue
+			}
+			where, _ := nvlist.Pack(&nvlist.List{Flags: 1, Pairs: []nvlist.Pair{
+				{Name: "resume_object", Type: nvlist.Uint64, Value: tok.Object},
+				{Name: "resume_offset", Type: nvlist.Uint64, Value: tok.Offset}}}, nvlist.Native)
+			data := streamtest.New().Begin(streamtest.Begin{HeaderType: streamtest.Substream, Features: 1 << 20, Objset: streamtest.Filesystem,
+				ToGUID: tok.ToGUID, FromGUID: tok.FromGUID, ToName: tok.ToName, Payload: where}).Write(s.payload).End().Bytes()
+			st := &fakeStream{to: tok.ToName, data: data, cutAfter: -1}
+			s.streams = append(s.streams, st)
+			return &api.SendResponse{To: v}, st, nil
+		}
+	}
+	return nil, nil, rpc.Errorf(rpc.CodeNotFound, "%q does not exist", tok.ToName)
 }
 
 // served is how many bytes the streams of dataset delivered.
@@ -188,23 +249,25 @@ type fakeDataset struct {
 
 // fakeTarget is a Target keeping datasets in memory.
 type fakeTarget struct {
-	mu       sync.Mutex
-	features zfs.Features
-	ds       map[string]*fakeDataset
-	txg      uint64
-	closeErr map[string]error  // target dataset -> what Close (zfs recv) fails with
-	writeErr map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
-	mangle   map[string]uint64 // received snapshot (full name) -> the guid recorded instead
-	drop     map[string]bool   // received snapshot (full name) not recorded
-	calls    []string
-	recvs    []*fakeRecv
+	mu        sync.Mutex
+	features  zfs.Features
+	ds        map[string]*fakeDataset
+	txg       uint64
+	closeErr  map[string]error  // target dataset -> what Close (zfs recv) fails with
+	writeErr  map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
+	tokens    map[string]string // target dataset -> its receive_resume_token
+	encrypted map[string]bool   // target dataset -> listed as encrypted
+	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
+	drop      map[string]bool   // received snapshot (full name) not recorded
+	calls     []string
+	recvs     []*fakeRecv
 }
 
 // newFakeTarget makes a target holding the given datasets with their
 // snapshots (pool included: "backup": nil).
 func newFakeTarget(datasets map[string][]zfs.Version) *fakeTarget {
 	t := &fakeTarget{features: zfs.Features{RecvUnmounted: true}, ds: map[string]*fakeDataset{}, txg: 1000,
-		closeErr: map[string]error{}, writeErr: map[string]error{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
+		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, encrypted: map[string]bool{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
 	for name, snaps := range datasets {
 		t.ds[name] = &fakeDataset{snaps: append([]zfs.Version(nil), snaps...)}
 	}
@@ -232,7 +295,8 @@ func (t *fakeTarget) ListTree(ctx context.Context, top string) ([]zfs.DatasetVer
 	var out []zfs.DatasetVersions
 	for name, d := range t.ds {
 		if name == top || strings.HasPrefix(name, top+"/") {
-			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem}, Versions: append([]zfs.Version(nil), d.snaps...)})
+			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem, Encrypted: t.encrypted[name]},
+				Versions: append([]zfs.Version(nil), d.snaps...)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -286,6 +350,34 @@ func (t *fakeTarget) Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStre
 	r := &fakeRecv{t: t, opts: o}
 	t.recvs = append(t.recvs, r)
 	return r, nil
+}
+
+func (t *fakeTarget) ResumeTokens(ctx context.Context, root string) (map[string]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.record("ResumeTokens %s", root)
+	out := map[string]string{}
+	for ds, tok := range t.tokens {
+		if ds == root || strings.HasPrefix(ds, root+"/") {
+			out[ds] = tok
+		}
+	}
+	return out, nil
+}
+
+// AbortResume drops the token, and a partly received new dataset with it.
+func (t *fakeTarget) AbortResume(ctx context.Context, dataset string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.record("AbortResume %s", dataset)
+	if _, ok := t.tokens[dataset]; !ok {
+		return fmt.Errorf("fake zfs: %s has no resume token", dataset)
+	}
+	delete(t.tokens, dataset)
+	if d := t.ds[dataset]; d != nil && t.snapCount(d) == 0 {
+		delete(t.ds, dataset)
+	}
+	return nil
 }
 
 func (t *fakeTarget) Rollback(ctx context.Context, snapshot string, destroyNewer bool) error {
@@ -346,11 +438,13 @@ func (t *fakeTarget) receive(o zfs.RecvOptions, stream []byte) error {
 	var hdr struct {
 		FromGUID uint64 // of the first substream: 0 for a full stream
 		Snaps    []streamSnap
+		Resuming bool
 	}
 	rd := sendstream.NewReader(bytes.NewReader(stream), func(b *sendstream.Begin) error {
 		if !b.Compound() {
 			if len(hdr.Snaps) == 0 {
 				hdr.FromGUID = b.FromGUID
+				hdr.Resuming = b.Features&sendstream.FeatureResuming != 0
 			}
 			hdr.Snaps = append(hdr.Snaps, streamSnap{Name: b.Snapshot(), GUID: b.ToGUID})
 		}
@@ -360,6 +454,19 @@ func (t *fakeTarget) receive(o zfs.RecvOptions, stream []byte) error {
 		return fail("cannot receive: invalid stream")
 	}
 	d := t.ds[o.Target]
+	if hdr.Resuming {
+		if _, ok := t.tokens[o.Target]; !ok {
+			return fail("cannot resume: %s has no partially received state", o.Target)
+		}
+		delete(t.tokens, o.Target)
+		if hdr.FromGUID == 0 && d != nil { // the partly received new dataset, now whole
+			for _, sn := range hdr.Snaps {
+				t.txg++
+				d.snaps = append(d.snaps, zfs.Version{Name: o.Target + "@" + sn.Name, Type: zfs.Snapshot, GUID: sn.GUID, CreateTXG: t.txg})
+			}
+			return nil
+		}
+	}
 	switch {
 	case hdr.FromGUID == 0 && d == nil:
 		if i := strings.LastIndexByte(o.Target, '/'); i < 0 || t.ds[o.Target[:i]] == nil {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/pkg/errors"
@@ -27,21 +28,29 @@ var untrustedFilesystemProps = []string{
 var untrustedVolumeProps = []string{"keylocation"}
 
 // excludedProps returns the -x list for a dataset of type typ ("volume" or
-// "filesystem"), or nil where the local zfs has no receive -x.
-func excludedProps(f zfs.Features, typ string) []string {
+// "filesystem"), or nil where the local zfs has no receive -x. A raw
+// receive keeps the keys' properties as they are (zfs refuses -x of them).
+func excludedProps(f zfs.Features, typ string, raw bool) []string {
+	props := untrustedFilesystemProps
 	switch {
 	case !f.RecvExclude:
 		return nil
 	case typ == string(zfs.Volume):
-		return untrustedVolumeProps
+		props = untrustedVolumeProps
 	}
-	return untrustedFilesystemProps
+	if raw {
+		props = slices.DeleteFunc(slices.Clone(props), func(p string) bool { return p == "keylocation" })
+	}
+	if len(props) == 0 {
+		return nil
+	}
+	return props
 }
 
 // streamPlan is the stream the step asks the source for, for sendstream to
 // hold the source's answer to.
-func streamPlan(dataset, typ string, step Step) sendstream.Plan {
-	p := sendstream.Plan{Dataset: dataset, Intermediates: step.Intermediates}
+func streamPlan(dataset, typ string, raw bool, step Step) sendstream.Plan {
+	p := sendstream.Plan{Dataset: dataset, Intermediates: step.Intermediates, Resuming: step.Resumed, Raw: raw}
 	switch typ {
 	case string(zfs.Filesystem):
 		p.Objset = sendstream.ObjsetFilesystem

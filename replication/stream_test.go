@@ -127,25 +127,30 @@ func toList(m map[string]any) *nvlist.List {
 }
 
 // TestExcludedProps: receive -x where the local zfs has it, with only the
-// properties that apply to the dataset's type.
+// properties that apply to the dataset's type, and no key property for a
+// raw receive (zfs refuses them).
 func TestExcludedProps(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		features zfs.Features
 		typ      string
+		raw      bool
 		want     []string
 	}{
-		{"zfs-fuse", zfs.Features{}, "filesystem", nil},
-		{"file system", zfs.Features{RecvExclude: true}, "filesystem",
+		{"zfs-fuse", zfs.Features{}, "filesystem", false, nil},
+		{"file system", zfs.Features{RecvExclude: true}, "filesystem", false,
 			[]string{"mountpoint", "canmount", "overlay", "sharenfs", "sharesmb", "exec", "setuid", "devices", "keylocation"}},
-		{"volume", zfs.Features{RecvExclude: true}, "volume", []string{"keylocation"}},
+		{"volume", zfs.Features{RecvExclude: true}, "volume", false, []string{"keylocation"}},
+		{"raw file system", zfs.Features{RecvExclude: true}, "filesystem", true,
+			[]string{"mountpoint", "canmount", "overlay", "sharenfs", "sharesmb", "exec", "setuid", "devices"}},
+		{"raw volume", zfs.Features{RecvExclude: true}, "volume", true, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
-			src.fss[0].Type = tt.typ
+			src.fss[0].Type, src.fss[0].Encrypted = tt.typ, tt.raw
 			dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil})
 			dst.features.RecvExclude = tt.features.RecvExclude
-			if _, err := Run(context.Background(), src, dst, Options{Root: runRoot}); err != nil {
+			if _, err := Run(context.Background(), src, dst, Options{Root: runRoot, Raw: tt.raw}); err != nil {
 				t.Fatal(err)
 			}
 			if len(dst.recvs) != 1 || !reflect.DeepEqual(dst.recvs[0].opts.Exclude, tt.want) {

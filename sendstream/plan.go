@@ -28,6 +28,15 @@ type Plan struct {
 	// Intermediates: the stream is a zfs send -I stream, a compound stream
 	// whose header carries no more than the names of both ends.
 	Intermediates bool
+	// Resuming: the stream continues a cut transfer (zfs send -t). Its one
+	// substream must have the resuming feature, and its BEGIN payload may
+	// say where it resumes, and nothing else.
+	Resuming bool
+	// Raw: the stream is an encrypted dataset sent raw (zfs send -w): each
+	// substream must have the raw feature, and may carry its keys
+	// (crypt_keydata, still wrapped) in its BEGIN payload. Without Raw, a
+	// raw stream is refused.
+	Raw bool
 }
 
 // Snapshot is a snapshot a stream creates.
@@ -59,6 +68,10 @@ func unplanned(b *Begin, format string, args ...any) error {
 const substreamFeatures = FeatureSASpill | FeatureEmbedData | FeatureLZ4 | FeatureLargeBlocks |
 	FeatureCompressed | FeatureLargeDnode | FeatureZstd | FeatureSwitchToLargeBlocks |
 	FeatureLongName | FeatureLargeMicrozap
+
+// resumePayloadKeys are the names a resuming substream's BEGIN payload may
+// hold: where the stream resumes (BEGINNV_RESUME_OBJECT and _OFFSET).
+var resumePayloadKeys = map[string]bool{"resume_object": true, "resume_offset": true}
 
 // headerFeatures are those a -I stream's compound header may carry.
 const headerFeatures = FeatureSASpill
@@ -115,12 +128,43 @@ func (e *Expectation) Check(b *Begin) error {
 		return unplanned(b, "a stream of a %s where a %s was asked for", b.ObjsetType, p.Objset)
 	case b.ObjsetType != ObjsetFilesystem && b.ObjsetType != ObjsetVolume:
 		return unplanned(b, "a stream of %s with %s", b.ToName, b.ObjsetType)
-	case b.Features&^substreamFeatures != 0:
-		return unplanned(b, "a stream of %s with features not asked for: %s", b.ToName, b.Features&^substreamFeatures)
-	case b.Payload != nil:
-		return unplanned(b, "a stream of %s with parameters after its BEGIN record (%s)", b.ToName, strings.Join(b.Payload.Names(), ", "))
+	}
+	if err := e.checkFeatures(b); err != nil {
+		return err
 	}
 	e.next++
+	return nil
+}
+
+// checkFeatures checks a substream's feature flags and BEGIN payload.
+func (e *Expectation) checkFeatures(b *Begin) error {
+	allowed, payloadKeys := substreamFeatures, map[string]bool{}
+	if e.plan.Resuming {
+		if b.Features&FeatureResuming == 0 {
+			return unplanned(b, "a stream of %s from its start where the rest of a cut transfer was asked for", b.ToName)
+		}
+		allowed |= FeatureResuming
+		for k := range resumePayloadKeys {
+			payloadKeys[k] = true
+		}
+	}
+	if e.plan.Raw {
+		if b.Features&FeatureRaw == 0 {
+			return unplanned(b, "a plaintext stream of %s where a raw (encrypted) one was asked for", b.ToName)
+		}
+		allowed |= FeatureRaw
+		payloadKeys["crypt_keydata"] = true
+	}
+	if extra := b.Features &^ allowed; extra != 0 {
+		return unplanned(b, "a stream of %s with features not asked for: %s", b.ToName, extra)
+	}
+	if b.Payload != nil {
+		for _, name := range b.Payload.Names() {
+			if !payloadKeys[name] {
+				return unplanned(b, "a stream of %s with parameters after its BEGIN record (%s)", b.ToName, strings.Join(b.Payload.Names(), ", "))
+			}
+		}
+	}
 	return nil
 }
 

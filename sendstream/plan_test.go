@@ -204,6 +204,52 @@ func TestPlanSynthetic(t *testing.T) {
 		})
 	}
 
+	t.Run("resuming", func(t *testing.T) {
+		resume := Plan{Dataset: "p/a", FromGUID: 9, Snapshots: []Snapshot{{"x", 1}}, Resuming: true}
+		where := func(extra ...nvlist.Pair) []byte {
+			pairs := append([]nvlist.Pair{{Name: "resume_object", Type: nvlist.Uint64, Value: uint64(7)},
+				{Name: "resume_offset", Type: nvlist.Uint64, Value: uint64(1 << 20)}}, extra...)
+			b, err := nvlist.Pack(&nvlist.List{Flags: 1, Pairs: pairs}, nvlist.Native)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		begin := func(f Features, payload []byte) []byte {
+			return newBuilder().begin(beginSpec{hdr: Substream, objset: ObjsetFilesystem, features: f, to: 1, from: 9, name: "p/a@x", payload: payload}).end().bytes()
+		}
+		if _, _, err := readAll(begin(FeatureResuming, where()), resume.Expect().Check); err != nil {
+			t.Errorf("a resuming stream: %v", err)
+		}
+		out, _, err := readAll(begin(0, nil), resume.Expect().Check)
+		checkRefused(t, err, out, "from its start where the rest of a cut transfer was asked for", 0, 0)
+		out, _, err = readAll(begin(FeatureResuming, where(nvlist.Pair{Name: "crypt_keydata", Type: nvlist.Boolean})), resume.Expect().Check)
+		checkRefused(t, err, out, "parameters after its BEGIN record", 0, 0)
+	})
+
+	t.Run("raw", func(t *testing.T) {
+		raw := Plan{Dataset: "p/a", Snapshots: []Snapshot{{"x", 1}}, Raw: true}
+		keys := func() []byte {
+			b, err := nvlist.Pack(&nvlist.List{Flags: 1, Pairs: []nvlist.Pair{{Name: "crypt_keydata", Type: nvlist.NVList,
+				Value: &nvlist.List{Flags: 1, Pairs: []nvlist.Pair{{Name: "DSL_CRYPTO_SUITE", Type: nvlist.Uint64, Value: uint64(8)}}}}}}, nvlist.Native)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}()
+		begin := func(f Features, payload []byte) []byte {
+			return newBuilder().begin(beginSpec{hdr: Substream, objset: ObjsetFilesystem, features: f, to: 1, name: "p/a@x", payload: payload}).end().bytes()
+		}
+		if _, _, err := readAll(begin(FeatureRaw|FeatureCompressed, keys), raw.Expect().Check); err != nil {
+			t.Errorf("a raw stream: %v", err)
+		}
+		out, _, err := readAll(begin(0, nil), raw.Expect().Check)
+		checkRefused(t, err, out, "a plaintext stream of p/a@x where a raw (encrypted) one was asked for", 0, 0)
+		plain := Plan{Dataset: "p/a", Snapshots: []Snapshot{{"x", 1}}}
+		out, _, err = readAll(begin(FeatureRaw, keys), plain.Expect().Check)
+		checkRefused(t, err, out, "features not asked for: raw", 0, 0)
+	})
+
 	t.Run("missing substream", func(t *testing.T) {
 		b := header(newBuilder(), nil).substream("p/a@x", 1, 9, 0).end()
 		exp := plan.Expect()

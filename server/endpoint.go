@@ -33,7 +33,12 @@ type Endpoint struct {
 	// Policy decides which datasets the identity may pull; nil when it may
 	// only push.
 	Policy handlers.Policy
-	ZFS    handlers.ZFS
+	// RawOnly: encrypted datasets go out only raw (the policy's raw_only).
+	RawOnly bool
+	// CursorBookmarks: the puller may confirm what it received, and the
+	// endpoint keeps a cursor bookmark of it (the policy's cursor_bookmarks).
+	CursorBookmarks bool
+	ZFS             handlers.ZFS
 	// SinkPolicy is the identity's sink from the policy file; nil when it
 	// may not push.
 	SinkPolicy *policy.Sink
@@ -68,7 +73,7 @@ func NewEndpoint(cfg ServeConfig, log *zap.Logger) (*Endpoint, error) {
 		Log:        log,
 	}
 	if id.Source != nil { // a nil *Filter in the interface would not be nil
-		e.Policy = id.Source
+		e.Policy, e.RawOnly, e.CursorBookmarks = id.Source, id.RawOnly, id.CursorBookmarks
 	}
 	return e, nil
 }
@@ -111,7 +116,14 @@ func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version st
 		_ = sess.Refuse("server error")
 		return err
 	}
-	if err := handlers.New(e.ZFS, e.Policy, log.Named("handlers")).Register(srv); err != nil {
+	var opts []handlers.Option
+	if e.RawOnly {
+		opts = append(opts, handlers.RawOnly())
+	}
+	if c, ok := e.ZFS.(handlers.CursorZFS); ok && e.CursorBookmarks {
+		opts = append(opts, handlers.Cursors(c, e.Identity))
+	}
+	if err := handlers.New(e.ZFS, e.Policy, log.Named("handlers"), opts...).Register(srv); err != nil {
 		_ = sess.Refuse("server error")
 		return err
 	}

@@ -28,7 +28,7 @@ import (
 )
 
 // ZFS is everything a sink may do to the local zfs: list, create unmounted
-// parents, receive, and set its root's quota.
+// parents, receive (resumably, where zfs can), and set its root's quota.
 type ZFS interface {
 	replication.Target
 	SetQuota(ctx context.Context, dataset string, bytes uint64) error
@@ -44,7 +44,10 @@ type Config struct {
 	Identity string
 	Root     string // pushes land at Root/<the pusher's dataset name>
 	Quota    uint64 // applied to Root before each push; 0 leaves it alone
-	ZFS      ZFS
+	// RawOnly accepts encrypted datasets only, raw: the sink never holds
+	// plaintext of what it is given.
+	RawOnly bool
+	ZFS     ZFS
 	// LockDir holds one lock file per root, so that two pushes into the
 	// same root do not run at once; "" means DefaultLockDir.
 	LockDir string
@@ -87,10 +90,12 @@ func Receive(ctx context.Context, sess *rpc.Session, cfg Config) error {
 		}
 	}
 	sum, err := replication.Run(ctx, src, target{cfg.ZFS}, replication.Options{
-		Root:     cfg.Root,
-		DryRun:   opts.DryRun,
-		Reporter: rep,
-		Log:      log.Named("replication"),
+		Root:       cfg.Root,
+		DryRun:     opts.DryRun,
+		Raw:        opts.Raw,
+		RequireRaw: cfg.RawOnly,
+		Reporter:   rep,
+		Log:        log.Named("replication"),
 	})
 	if err != nil {
 		return rep.fail(err)

@@ -9,7 +9,8 @@ import (
 )
 
 // TestZFSInterfaceCanOnlyAdd guards the sink's promise: its zfs can list,
-// create unmounted parents, receive and set its root's quota, and nothing
+// create unmounted parents, receive (resumably: read its own resume tokens,
+// discard what a cut receive left) and set its root's quota, and nothing
 // else — no destroy, rollback, rename, promote or other property.
 func TestZFSInterfaceCanOnlyAdd(t *testing.T) {
 	typ := reflect.TypeFor[ZFS]()
@@ -17,7 +18,7 @@ func TestZFSInterfaceCanOnlyAdd(t *testing.T) {
 	for i := range typ.NumMethod() {
 		got = append(got, typ.Method(i).Name)
 	}
-	want := []string{"CreatePlaceholder", "Exists", "Features", "ListTree", "ListVersions", "Recv", "SetQuota"}
+	want := []string{"AbortResume", "CreatePlaceholder", "Exists", "Features", "ListTree", "ListVersions", "Recv", "ResumeTokens", "SetQuota"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("sink.ZFS has methods %v; want exactly %v", got, want)
 	}

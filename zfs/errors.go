@@ -70,6 +70,9 @@ func isNotFound(stderr string) bool {
 	case strings.Contains(stderr, "dataset does not exist"),
 		strings.Contains(stderr, "could not find any snapshots to destroy"):
 		return true
+	case strings.Contains(stderr, "no such pool or dataset"):
+		// OpenZFS about a missing bookmark: "cannot open 'pool/a#b': no such pool or dataset"
+		return true
 	case strings.Contains(stderr, "could not send") && strings.Contains(stderr, "does not exist"):
 		// zfs-fuse: "WARNING: could not send pool/a@x: does not exist"
 		return true

@@ -13,6 +13,10 @@ type Features struct {
 	RecvExclude   bool // zfs receive -x PROPERTY (and -o PROPERTY=VALUE)
 	ResumeTokens  bool // zfs receive -s / zfs send -t
 	SendEstimate  bool // zfs send -n -v -P: a dry run that prints the stream's size
+	Encryption    bool // encrypted datasets (zfs load-key), and the encryption property
+	SendRaw       bool // zfs send -w: encrypted datasets as they are on disk
+	// SendLargeBlocks, SendEmbedded and SendCompressed: zfs send -L, -e, -c.
+	SendLargeBlocks, SendEmbedded, SendCompressed bool
 }
 
 // DetectFeatures reads the usage text of zfs (what it prints when run without arguments)
@@ -23,6 +27,7 @@ func DetectFeatures(usage string) Features {
 		return strings.IndexByte(cmds[cmd], flag) >= 0
 	}
 	_, bookmark := cmds["bookmark"]
+	_, loadKey := cmds["load-key"]
 	return Features{
 		ListParsable:  has("list", 'p'),
 		Bookmarks:     bookmark,
@@ -30,6 +35,12 @@ func DetectFeatures(usage string) Features {
 		RecvExclude:   has("receive", 'x') && has("receive", 'o'),
 		ResumeTokens:  has("receive", 's') && has("send", 't'),
 		SendEstimate:  has("send", 'n') && has("send", 'v') && has("send", 'P'),
+		Encryption:    loadKey,
+		SendRaw:       has("send", 'w'),
+
+		SendLargeBlocks: has("send", 'L'),
+		SendEmbedded:    has("send", 'e'),
+		SendCompressed:  has("send", 'c'),
 	}
 }
 

@@ -35,8 +35,10 @@ func FuzzParseList(f *testing.F) {
 
 func FuzzParseDatasets(f *testing.F) {
 	f.Add("p\tfilesystem\np/v\tvolume\n")
+	f.Add("p\tfilesystem\toff\np/v\tvolume\taes-256-gcm\n")
 	f.Fuzz(func(t *testing.T, out string) {
-		_, _ = parseDatasets(strings.NewReader(out))
+		_, _ = parseDatasets(strings.NewReader(out), false)
+		_, _ = parseDatasets(strings.NewReader(out), true)
 	})
 }
 

@@ -11,8 +11,12 @@ import (
 	"github.com/pkg/errors"
 )
 
-// The properties zrep reads, in the order used on the command line.
-const listProps = "type,guid,createtxg,creation"
+// The properties zrep reads, in the order used on the command line; where
+// zfs has encryption, also whether each dataset is encrypted.
+const (
+	listProps          = "type,guid,createtxg,creation"
+	listPropsEncrypted = listProps + ",encryption"
+)
 
 // entry is one dataset, snapshot or bookmark of a listing.
 type entry struct {
@@ -21,6 +25,7 @@ type entry struct {
 	guid     uint64
 	txg      uint64
 	creation int64
+	encrypt  bool  // the encryption property is not "off"
 	have     uint8 // bits of what was set
 }
 
@@ -29,7 +34,8 @@ const (
 	haveGUID
 	haveTXG
 	haveCreation
-	haveAll = haveType | haveGUID | haveTXG | haveCreation
+	haveEncryption
+	haveAll = haveType | haveGUID | haveTXG | haveCreation // what every version needs
 )
 
 // maxLine bounds one output line; names are shorter than 256 bytes, so this is generous.
@@ -107,6 +113,8 @@ func propBit(prop []byte) uint8 {
 		return haveTXG
 	case "creation":
 		return haveCreation
+	case "encryption":
+		return haveEncryption
 	}
 	return 0
 }
@@ -138,6 +146,9 @@ func (e *entry) setProp(prop uint8, val []byte) error {
 		}
 		e.creation = int64(v)
 		e.have |= haveCreation
+	case haveEncryption:
+		e.encrypt = len(val) > 0 && string(val) != "off" && string(val) != "-"
+		e.have |= haveEncryption
 	}
 	return nil
 }
@@ -181,12 +192,23 @@ func parseGet(r io.Reader) ([]entry, error) {
 
 // parseList parses `zfs list -H -p -o name,type,guid,createtxg,creation` output.
 func parseList(r io.Reader) ([]entry, error) {
+	return parseListOf(r, []uint8{haveType, haveGUID, haveTXG, haveCreation})
+}
+
+// parseListEncrypted parses the same with an encryption column last.
+func parseListEncrypted(r io.Reader) ([]entry, error) {
+	return parseListOf(r, []uint8{haveType, haveGUID, haveTXG, haveCreation, haveEncryption})
+}
+
+// parseListOf parses `zfs list -H -p -o name,PROPS` output whose columns
+// after the name are props.
+func parseListOf(r io.Reader, props []uint8) ([]entry, error) {
 	var entries []entry
-	props := [...]uint8{haveType, haveGUID, haveTXG, haveCreation}
+	fields := len(props) + 1
 	err := readLines(r, func(line []byte) error {
 		t := bytes.IndexByte(line, '\t')
 		if t <= 0 {
-			return errors.Errorf("expected 5 tab-separated fields, got %q", line)
+			return errors.Errorf("expected %d tab-separated fields, got %q", fields, line)
 		}
 		e := entry{name: string(line[:t])}
 		isVersion := strings.ContainsAny(e.name, "@#")
@@ -196,12 +218,12 @@ func parseList(r io.Reader) ([]entry, error) {
 			if i < len(props)-1 {
 				t = bytes.IndexByte(rest, '\t')
 				if t < 0 {
-					return errors.Errorf("expected 5 tab-separated fields, got %q", line)
+					return errors.Errorf("expected %d tab-separated fields, got %q", fields, line)
 				}
 				field, rest = rest[:t], rest[t+1:]
 			} else {
 				if bytes.IndexByte(rest, '\t') >= 0 {
-					return errors.Errorf("expected 5 tab-separated fields, got %q", line)
+					return errors.Errorf("expected %d tab-separated fields, got %q", fields, line)
 				}
 				field = rest
 			}
@@ -247,7 +269,7 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 			continue
 		}
 		index[e.name] = len(out)
-		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ}})
+		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt}})
 	}
 	for i := range entries {
 		e := &entries[i]
@@ -264,7 +286,7 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 		if at <= 0 || e.name[at] != sep || at == len(e.name)-1 {
 			return nil, errors.Errorf("zfs output lists %s %q", e.typ, e.name)
 		}
-		if e.have != haveAll {
+		if e.have&haveAll != haveAll {
 			return nil, errors.Errorf("zfs output lacks guid, createtxg or creation of %q", e.name)
 		}
 		ds := e.name[:at]
@@ -290,23 +312,34 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 	return out, nil
 }
 
-// parseDatasets parses `zfs list -H -o name,type` output, keeping filesystems and volumes.
-func parseDatasets(r io.Reader) ([]Dataset, error) {
+// parseDatasets parses `zfs list -H -o name,type[,encryption]` output,
+// keeping filesystems and volumes.
+func parseDatasets(r io.Reader, encryption bool) ([]Dataset, error) {
 	var out []Dataset
+	want := 2
+	if encryption {
+		want = 3
+	}
 	err := readLines(r, func(line []byte) error {
-		t := bytes.LastIndexByte(line, '\t')
-		if t <= 0 {
-			return errors.Errorf("expected name<TAB>type, got %q", line)
+		fields := bytes.Split(line, []byte{'\t'})
+		if len(fields) != want || len(fields[0]) == 0 {
+			return errors.Errorf("expected %d tab-separated fields, got %q", want, line)
 		}
-		typ := parseType(line[t+1:])
+		typ := parseType(fields[1])
 		if typ != Filesystem && typ != Volume {
 			return nil
 		}
-		name := string(line[:t])
-		if strings.ContainsAny(name, "@#\t") {
+		name := string(fields[0])
+		if strings.ContainsAny(name, "@#") {
 			return errors.Errorf("zfs output lists %s %q", typ, name)
 		}
-		out = append(out, Dataset{Name: name, Type: typ})
+		d := Dataset{Name: name, Type: typ}
+		if encryption {
+			e := entry{}
+			_ = e.setProp(haveEncryption, fields[2])
+			d.Encrypted = e.encrypt
+		}
+		out = append(out, d)
 		return nil
 	})
 	if err != nil {

@@ -47,6 +47,23 @@ const listOutput = "tank\tfilesystem\t4201802676377525276\t1\t1700000000\n" +
 	"tank/vol\tvolume\t77\t30\t1700000004\n" +
 	"tank/vol@v1\tsnapshot\t78\t31\t1700000005\n"
 
+// listOutputEncrypted is listOutput with OpenZFS's encryption column:
+// tank/a is encrypted; snapshots and bookmarks show their dataset's value.
+var listOutputEncrypted = func() string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(listOutput, "\n") {
+		if line == "" {
+			continue
+		}
+		value := "off"
+		if strings.HasPrefix(line, "tank/a") {
+			value = "aes-256-gcm"
+		}
+		b.WriteString(strings.TrimSuffix(line, "\n") + "\t" + value + "\n")
+	}
+	return b.String()
+}()
+
 func unixTime(s int64) time.Time { return time.Unix(s, 0).UTC() }
 
 func TestParseGetTree(t *testing.T) {
@@ -59,15 +76,15 @@ func TestParseGetTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []DatasetVersions{
-		{Dataset: Dataset{"zrtry", Filesystem}},
-		{Dataset: Dataset{"zrtry/a", Filesystem}, Versions: []Version{
+		{Dataset: Dataset{Name: "zrtry", Type: Filesystem}},
+		{Dataset: Dataset{Name: "zrtry/a", Type: Filesystem}, Versions: []Version{
 			{"zrtry/a@s1", Snapshot, 11539319276311639020, 16, unixTime(1795604900)},
 			{"zrtry/a@s2", Snapshot, 12798537530743906077, 21, unixTime(1795604901)},
 		}},
-		{Dataset: Dataset{"zrtry/a b", Filesystem}, Versions: []Version{
+		{Dataset: Dataset{Name: "zrtry/a b", Type: Filesystem}, Versions: []Version{
 			{"zrtry/a b@x y", Snapshot, 1213452813072585515, 26, unixTime(1795604900)},
 		}},
-		{Dataset: Dataset{"zrtry/a/c", Filesystem}},
+		{Dataset: Dataset{Name: "zrtry/a/c", Type: Filesystem}},
 	}
 	if !reflect.DeepEqual(tree, want) {
 		t.Errorf("tree =\n%+v\nwant\n%+v", tree, want)
@@ -99,13 +116,13 @@ func TestParseListTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []DatasetVersions{
-		{Dataset: Dataset{"tank", Filesystem}},
-		{Dataset: Dataset{"tank/a", Filesystem}, Versions: []Version{
+		{Dataset: Dataset{Name: "tank", Type: Filesystem}},
+		{Dataset: Dataset{Name: "tank/a", Type: Filesystem}, Versions: []Version{
 			{"tank/a#s1", Bookmark, 11539319276311639020, 16, unixTime(1700000002)},
 			{"tank/a@s1", Snapshot, 11539319276311639020, 16, unixTime(1700000002)},
 			{"tank/a@s2", Snapshot, 12798537530743906077, 21, unixTime(1700000003)},
 		}},
-		{Dataset: Dataset{"tank/vol", Volume}, Versions: []Version{
+		{Dataset: Dataset{Name: "tank/vol", Type: Volume}, Versions: []Version{
 			{"tank/vol@v1", Snapshot, 78, 31, unixTime(1700000005)},
 		}},
 	}
@@ -168,7 +185,7 @@ func TestParseTolerates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []DatasetVersions{{Dataset: Dataset{"pool/a", Filesystem}, Versions: []Version{{"pool/a@s", Snapshot, 5, 9, unixTime(100)}}}}
+	want := []DatasetVersions{{Dataset: Dataset{Name: "pool/a", Type: Filesystem}, Versions: []Version{{"pool/a@s", Snapshot, 5, 9, unixTime(100)}}}}
 	if !reflect.DeepEqual(tree, want) {
 		t.Errorf("tree = %+v", tree)
 	}
@@ -184,16 +201,24 @@ func TestParseTolerates(t *testing.T) {
 
 func TestParseDatasets(t *testing.T) {
 	out := "zrtry\tfilesystem\nzrtry/a/c\tfilesystem\nzrtry/a b\tfilesystem\nzrtry/a\tfilesystem\nzrtry/v\tvolume\nzrtry/a@s\tsnapshot\n"
-	got, err := parseDatasets(strings.NewReader(out))
+	got, err := parseDatasets(strings.NewReader(out), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Dataset{{"zrtry", Filesystem}, {"zrtry/a", Filesystem}, {"zrtry/a b", Filesystem}, {"zrtry/a/c", Filesystem}, {"zrtry/v", Volume}}
+	want := []Dataset{{Name: "zrtry", Type: Filesystem}, {Name: "zrtry/a", Type: Filesystem}, {Name: "zrtry/a b", Type: Filesystem}, {Name: "zrtry/a/c", Type: Filesystem}, {Name: "zrtry/v", Type: Volume}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)
 	}
-	if _, err := parseDatasets(strings.NewReader("zrtry\n")); err == nil {
+	if _, err := parseDatasets(strings.NewReader("zrtry\n"), false); err == nil {
 		t.Error("no error for a line without a type")
+	}
+	got, err = parseDatasets(strings.NewReader("p\tfilesystem\toff\np/e\tfilesystem\taes-256-gcm\np/e@s\tsnapshot\taes-256-gcm\n"), true)
+	want = []Dataset{{Name: "p", Type: Filesystem}, {Name: "p/e", Type: Filesystem, Encrypted: true}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("with encryption: %+v, %v", got, err)
+	}
+	if _, err := parseDatasets(strings.NewReader("p\tfilesystem\n"), true); err == nil {
+		t.Error("no error for a line without the encryption column")
 	}
 }
 

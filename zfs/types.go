@@ -21,6 +21,9 @@ const (
 type Dataset struct {
 	Name string
 	Type DatasetType // Filesystem or Volume
+	// Encrypted: the dataset is encrypted (known from ListTree where zfs
+	// has encryption; false otherwise).
+	Encrypted bool
 }
 
 // Version is a snapshot or bookmark: a point in a dataset's history.

@@ -83,11 +83,16 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]stri
 	}
 	var args []string
 	parse := parseGet
-	if f.ListParsable {
+	switch {
+	case f.ListParsable && f.Encryption:
+		args = append([]string{"list", "-H", "-p", "-o", "name," + listPropsEncrypted,
+			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
+		parse = parseListEncrypted
+	case f.ListParsable:
 		args = append([]string{"list", "-H", "-p", "-o", "name," + listProps,
 			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
 		parse = parseList
-	} else {
+	default:
 		args = append([]string{"get", "-H", "-p", "-o", "name,property,value"}, depth...)
 		args = append(args, listProps)
 	}
@@ -101,18 +106,28 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]stri
 // from one zfs process, sorted by name. root "" lists all pools; otherwise
 // root and everything below it (ErrNotFound if root does not exist).
 func (z *ZFS) ListDatasets(ctx context.Context, root string) ([]Dataset, error) {
-	args := []string{"list", "-H", "-o", "name,type", "-t", "filesystem,volume"}
 	if root != "" {
 		if err := ValidateDatasetName(root); err != nil {
 			return nil, err
 		}
+	}
+	f, err := z.Features(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cols := "name,type"
+	if f.Encryption {
+		cols += ",encryption"
+	}
+	args := []string{"list", "-H", "-o", cols, "-t", "filesystem,volume"}
+	if root != "" {
 		args = append(args, "-r", root)
 	}
 	out, err := z.r.Run(ctx, args...)
 	if err != nil {
 		return nil, wrapCmd(err, "zfs list")
 	}
-	ds, err := parseDatasets(bytes.NewReader(out))
+	ds, err := parseDatasets(bytes.NewReader(out), f.Encryption)
 	return ds, errors.Wrap(err, "zfs list")
 }
 
@@ -229,6 +244,63 @@ type SendOptions struct {
 	Snapshot      string // the snapshot to send, "pool/a@s2"
 	From          string // optional incremental base: an earlier snapshot (or bookmark) of the same dataset
 	Intermediates bool   // -I (all snapshots between From and Snapshot in one stream) instead of -i
+	// ResumeToken resumes a cut transfer of Snapshot (zfs send -t); From and
+	// Intermediates must be empty then: the token says what to send. The
+	// caller must have checked every field of the token (package
+	// resumetoken): zfs send -t trusts it entirely.
+	ResumeToken string
+	// Raw sends an encrypted dataset as it is on disk, ciphertext (-w).
+	Raw bool
+	// LargeBlocks, Embedded, Compressed: -L, -e, -c.
+	LargeBlocks, Embedded, Compressed bool
+}
+
+// flags returns the stream flags of o, in zfs's order.
+func (o SendOptions) flags() []string {
+	var out []string
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{o.Raw, "-w"}, {o.LargeBlocks, "-L"}, {o.Embedded, "-e"}, {o.Compressed, "-c"}} {
+		if f.on {
+			out = append(out, f.flag)
+		}
+	}
+	return out
+}
+
+// checkFlags refuses flags the installed zfs lacks.
+func (o SendOptions) checkFlags(f Features) error {
+	for _, c := range []struct {
+		want, have bool
+		flag       string
+	}{{o.Raw, f.SendRaw, "-w"}, {o.LargeBlocks, f.SendLargeBlocks, "-L"}, {o.Embedded, f.SendEmbedded, "-e"}, {o.Compressed, f.SendCompressed, "-c"}} {
+		if c.want && !c.have {
+			return errors.Wrapf(ErrUnsupported, "zfs send %s of %s", c.flag, o.Snapshot)
+		}
+	}
+	return nil
+}
+
+// maxTokenLen bounds a resume token (the property's 8 KiB buffer).
+const maxTokenLen = 8191
+
+// validToken refuses anything but the token syntax zfs writes,
+// <version>-<hex>-<hex>-<hex>, so that a token can never be an option.
+func validToken(t string) error {
+	if t == "" || len(t) > maxTokenLen {
+		return errors.Errorf("resume token of %d bytes", len(t))
+	}
+	parts := strings.Split(t, "-")
+	if len(parts) != 4 {
+		return errors.New("resume token is not four fields joined by '-'")
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789abcdefABCDEF") != "" {
+			return errors.New("resume token has a field that is not hexadecimal")
+		}
+	}
+	return nil
 }
 
 // sendArgs validates o and builds the arguments of zfs send; it runs nothing.
@@ -236,12 +308,21 @@ func sendArgs(o SendOptions) ([]string, bool, error) {
 	if err := ValidateSnapshotName(o.Snapshot); err != nil {
 		return nil, false, err
 	}
+	if o.ResumeToken != "" {
+		if o.From != "" || o.Intermediates {
+			return nil, false, errors.Errorf("send %s: a resume token says what to send: no From, no -I", o.Snapshot)
+		}
+		if err := validToken(o.ResumeToken); err != nil {
+			return nil, false, errors.WithMessagef(err, "send %s", o.Snapshot)
+		}
+		return append(append([]string{"send"}, o.flags()...), "-t", o.ResumeToken), false, nil
+	}
 	ds, _ := splitVersionName(o.Snapshot)
 	if o.From == "" {
 		if o.Intermediates {
 			return nil, false, errors.Errorf("send %s: -I needs a From snapshot", o.Snapshot)
 		}
-		return []string{"send", o.Snapshot}, false, nil
+		return append(append([]string{"send"}, o.flags()...), o.Snapshot), false, nil
 	}
 	fromDS, sep, _, err := SplitVersion(o.From)
 	if err != nil {
@@ -259,7 +340,7 @@ func sendArgs(o SendOptions) ([]string, bool, error) {
 	if o.Intermediates {
 		flag = "-I"
 	}
-	return []string{"send", flag, o.From, o.Snapshot}, sep == '#', nil
+	return append(append([]string{"send"}, o.flags()...), flag, o.From, o.Snapshot), sep == '#', nil
 }
 
 // Send starts `zfs send [-i|-I FROM] SNAPSHOT` and returns its stream; see Runner.StartOutput
@@ -269,13 +350,19 @@ func (z *ZFS) Send(ctx context.Context, o SendOptions) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fromBookmark {
+	if fromBookmark || o.ResumeToken != "" || len(o.flags()) > 0 {
 		f, err := z.Features(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if !f.Bookmarks {
+		if err := o.checkFlags(f); err != nil {
+			return nil, err
+		}
+		if fromBookmark && !f.Bookmarks {
 			return nil, errors.Wrapf(ErrUnsupported, "send from bookmark %s", o.From)
+		}
+		if o.ResumeToken != "" && !f.ResumeTokens {
+			return nil, errors.Wrapf(ErrUnsupported, "resume the send of %s", o.Snapshot)
 		}
 	}
 	rc, err := z.r.StartOutput(ctx, args...)
@@ -321,6 +408,10 @@ type RecvOptions struct {
 	Target    string // dataset to receive into, "backup/pool/a"
 	Force     bool   // -F (only when the operator asked to roll back)
 	Unmounted bool   // -u; an error wrapping ErrUnsupported if zfs lacks it
+	// Resumable: keep what arrived of a cut stream, with a
+	// receive_resume_token to continue from (-s); an error wrapping
+	// ErrUnsupported if zfs lacks it.
+	Resumable bool
 	// Exclude are properties forced to inherit rather than taken from the
 	// stream (-x PROP each); an error wrapping ErrUnsupported if zfs lacks -x.
 	Exclude []string
@@ -340,6 +431,12 @@ func recvArgs(o RecvOptions, f Features) ([]string, error) {
 			return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -u", o.Target)
 		}
 		args = append(args, "-u")
+	}
+	if o.Resumable {
+		if !f.ResumeTokens {
+			return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -s", o.Target)
+		}
+		args = append(args, "-s")
 	}
 	if len(o.Exclude) > 0 && !f.RecvExclude {
 		return nil, errors.Wrapf(ErrUnsupported, "receive %s: zfs receive -x", o.Target)
@@ -362,7 +459,7 @@ func (z *ZFS) Recv(ctx context.Context, o RecvOptions) (InputStream, error) {
 		return nil, err
 	}
 	var f Features
-	if o.Unmounted || len(o.Exclude) > 0 {
+	if o.Unmounted || o.Resumable || len(o.Exclude) > 0 {
 		var err error
 		if f, err = z.Features(ctx); err != nil {
 			return nil, err
@@ -439,4 +536,81 @@ func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error 
 	}
 	_, err := z.r.Run(ctx, "set", "quota="+strconv.FormatUint(bytes, 10), dataset)
 	return wrapCmd(err, "zfs set quota on %s", dataset)
+}
+
+// ResumeTokens returns the receive_resume_token of every filesystem and
+// volume at or below root that has one, by dataset: what cut resumable
+// receives left. It is empty where zfs has no resume tokens, and for a
+// root that does not exist.
+func (z *ZFS) ResumeTokens(ctx context.Context, root string) (map[string]string, error) {
+	if err := ValidateDatasetName(root); err != nil {
+		return nil, err
+	}
+	f, err := z.Features(ctx)
+	if err != nil || !f.ResumeTokens {
+		return map[string]string{}, err
+	}
+	out, err := z.r.Run(ctx, "get", "-H", "-p", "-r", "-o", "name,value", "-t", "filesystem,volume", "receive_resume_token", root)
+	if errors.Is(err, ErrNotFound) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, wrapCmd(err, "list the resume tokens under %s", root)
+	}
+	tokens := map[string]string{}
+	err = readLines(bytes.NewReader(out), func(line []byte) error {
+		name, value, ok := strings.Cut(string(line), "\t")
+		if !ok || ValidateDatasetName(name) != nil {
+			return errors.Errorf("unexpected line %q", line)
+		}
+		if value != "-" && value != "" {
+			tokens[name] = value
+		}
+		return nil
+	})
+	return tokens, errors.Wrapf(err, "list the resume tokens under %s", root)
+}
+
+// AbortResume discards what a cut resumable receive left in dataset, and
+// its token: `zfs receive -A DATASET`. A partly received new dataset is
+// gone afterwards; an existing one keeps its snapshots.
+func (z *ZFS) AbortResume(ctx context.Context, dataset string) error {
+	if err := ValidateDatasetName(dataset); err != nil {
+		return err
+	}
+	_, err := z.r.Run(ctx, "receive", "-A", dataset)
+	return wrapCmd(err, "zfs receive -A %s", dataset)
+}
+
+// Bookmark creates bookmark (pool/a#b) of snapshot (pool/a@s): `zfs
+// bookmark SNAPSHOT BOOKMARK`. Both must be of the same dataset.
+func (z *ZFS) Bookmark(ctx context.Context, snapshot, bookmark string) error {
+	if err := ValidateSnapshotName(snapshot); err != nil {
+		return err
+	}
+	if err := ValidateBookmarkName(bookmark); err != nil {
+		return err
+	}
+	if ds, _ := splitVersionName(snapshot); !strings.HasPrefix(bookmark, ds+"#") {
+		return errors.Errorf("bookmark %s of %s: not of the same dataset", bookmark, snapshot)
+	}
+	f, err := z.Features(ctx)
+	if err != nil {
+		return err
+	}
+	if !f.Bookmarks {
+		return errors.Wrapf(ErrUnsupported, "bookmark %s", snapshot)
+	}
+	_, err = z.r.Run(ctx, "bookmark", snapshot, bookmark)
+	return wrapCmd(err, "zfs bookmark %s %s", snapshot, bookmark)
+}
+
+// DestroyBookmark destroys one bookmark: `zfs destroy POOL/A#B`. Anything
+// that is not a bookmark name is refused.
+func (z *ZFS) DestroyBookmark(ctx context.Context, bookmark string) error {
+	if err := ValidateBookmarkName(bookmark); err != nil {
+		return err
+	}
+	_, err := z.r.Run(ctx, "destroy", bookmark)
+	return wrapCmd(err, "zfs destroy %s", bookmark)
 }

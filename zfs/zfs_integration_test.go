@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -94,8 +93,16 @@ func TestIntegrationFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("features of the installed zfs: %+v", f)
-	if _, err := exec.LookPath("zfs-fuse"); err == nil && f != (Features{}) {
-		t.Errorf("zfs-fuse detected with features %+v", f)
+	version, openZFS := testenv.OpenZFS(t)
+	if !openZFS {
+		if f != (Features{}) {
+			t.Errorf("zfs-fuse detected with features %+v", f)
+		}
+		return
+	}
+	// OpenZFS 2.x has every feature zrep detects.
+	if !f.ListParsable || !f.Bookmarks || !f.RecvUnmounted || !f.ResumeTokens || !f.SendEstimate {
+		t.Errorf("%s detected with features %+v, want all of them", version, f)
 	}
 }
 
@@ -115,7 +122,7 @@ func TestIntegrationList(t *testing.T) {
 		t.Fatal(err)
 	}
 	below, err := z.ListDatasets(ctx, pool+"/a")
-	if want := []Dataset{{pool + "/a", Filesystem}, {pool + "/a/c", Filesystem}}; err != nil || !reflect.DeepEqual(below, want) {
+	if want := []Dataset{{Name: pool + "/a", Type: Filesystem}, {Name: pool + "/a/c", Type: Filesystem}}; err != nil || !reflect.DeepEqual(below, want) {
 		t.Errorf("ListDatasets(%s/a) = %+v, %v; want %+v", pool, below, err, want)
 	}
 	if _, err := z.ListDatasets(ctx, pool+"/nope"); !errors.Is(err, ErrNotFound) {
@@ -127,7 +134,7 @@ func TestIntegrationList(t *testing.T) {
 			mine = append(mine, d)
 		}
 	}
-	wantDS := []Dataset{{pool, Filesystem}, {pool + "/a", Filesystem}, {pool + "/a/c", Filesystem}, {pool + "/sp ace", Filesystem}}
+	wantDS := []Dataset{{Name: pool, Type: Filesystem}, {Name: pool + "/a", Type: Filesystem}, {Name: pool + "/a/c", Type: Filesystem}, {Name: pool + "/sp ace", Type: Filesystem}}
 	if !reflect.DeepEqual(mine, wantDS) {
 		t.Errorf("ListDatasets: %+v", mine)
 	}

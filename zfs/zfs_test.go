@@ -65,14 +65,14 @@ func TestListDatasets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Dataset{{"p", Filesystem}, {"p/a", Volume}, {"p/b", Filesystem}}
+	want := []Dataset{{Name: "p", Type: Filesystem}, {Name: "p/a", Type: Volume}, {Name: "p/b", Type: Filesystem}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)
 	}
-	if n := f.numCalls(); n != 1 {
+	if n := len(f.callsExceptProbe()); n != 1 {
 		t.Errorf("%d zfs processes, want 1", n)
 	}
-	if got, err := New(f).ListDatasets(ctx, "p/a"); err != nil || !reflect.DeepEqual(got, []Dataset{{"p/a", Volume}}) {
+	if got, err := New(f).ListDatasets(ctx, "p/a"); err != nil || !reflect.DeepEqual(got, []Dataset{{Name: "p/a", Type: Volume}}) {
 		t.Errorf("ListDatasets(p/a) = %+v, %v", got, err)
 	}
 	if _, err := New(f).ListDatasets(ctx, "p/x"); !errors.Is(err, ErrNotFound) {
@@ -125,9 +125,9 @@ func TestListVersionsZFSFuse(t *testing.T) {
 }
 
 func TestListVersionsOpenZFS(t *testing.T) {
-	wantArgs := []string{"list", "-H", "-p", "-o", "name,type,guid,createtxg,creation",
+	wantArgs := []string{"list", "-H", "-p", "-o", "name,type,guid,createtxg,creation,encryption",
 		"-t", "filesystem,volume,snapshot,bookmark", "-d", "1", "tank/a"}
-	f := openzfsFake(t).on(strings.Join(wantArgs, " "), listOutput, nil)
+	f := openzfsFake(t).on(strings.Join(wantArgs, " "), listOutputEncrypted, nil)
 	got, err := New(f).ListVersions(ctx, "tank/a")
 	if err != nil {
 		t.Fatal(err)
@@ -172,13 +172,16 @@ func TestListTree(t *testing.T) {
 		}
 	})
 	t.Run("OpenZFS", func(t *testing.T) {
-		f := openzfsFake(t).on("list -H -p -o name,type,guid,createtxg,creation -t filesystem,volume,snapshot,bookmark -r tank", listOutput, nil)
+		f := openzfsFake(t).on("list -H -p -o name,type,guid,createtxg,creation,encryption -t filesystem,volume,snapshot,bookmark -r tank", listOutputEncrypted, nil)
 		tree, err := New(f).ListTree(ctx, "tank")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(tree) != 3 || len(tree[1].Versions) != 3 || tree[2].Type != Volume {
 			t.Errorf("tree %+v", tree)
+		}
+		if tree[0].Encrypted || !tree[1].Encrypted || tree[2].Encrypted {
+			t.Errorf("encrypted: %v %v %v, want only tank/a", tree[0].Encrypted, tree[1].Encrypted, tree[2].Encrypted)
 		}
 	})
 	t.Run("truncated output with failure", func(t *testing.T) {
@@ -240,6 +243,10 @@ func TestSendArgs(t *testing.T) {
 		{"intermediates", SendOptions{Snapshot: "pool/a@s3", From: "pool/a@s1", Intermediates: true}, []string{"send", "-I", "pool/a@s1", "pool/a@s3"}},
 		{"from bookmark", SendOptions{Snapshot: "pool/a@s2", From: "pool/a#s1"}, []string{"send", "-i", "pool/a#s1", "pool/a@s2"}},
 		{"spaces", SendOptions{Snapshot: "pool/my data@snap 2", From: "pool/my data@snap 1"}, []string{"send", "-i", "pool/my data@snap 1", "pool/my data@snap 2"}},
+		{"resume", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-e3f8a2a6b-c0-789c6360"}, []string{"send", "-t", "1-e3f8a2a6b-c0-789c6360"}},
+		{"resume raw", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-e3f8a2a6b-c0-789c6360", Raw: true}, []string{"send", "-w", "-t", "1-e3f8a2a6b-c0-789c6360"}},
+		{"raw -I", SendOptions{Snapshot: "pool/a@s3", From: "pool/a@s1", Intermediates: true, Raw: true}, []string{"send", "-w", "-I", "pool/a@s1", "pool/a@s3"}},
+		{"-L -e -c", SendOptions{Snapshot: "pool/a@s2", LargeBlocks: true, Embedded: true, Compressed: true}, []string{"send", "-L", "-e", "-c", "pool/a@s2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,6 +264,15 @@ func TestSendArgs(t *testing.T) {
 				t.Errorf("argv %q, want %q", calls, tt.want)
 			}
 		})
+	}
+}
+
+func TestSendFlagsZFSFuseLacks(t *testing.T) {
+	for _, o := range []SendOptions{{Snapshot: "p/a@s", Raw: true}, {Snapshot: "p/a@s", Compressed: true}, {Snapshot: "p/a@s", LargeBlocks: true}} {
+		f := fuseFake(t)
+		if _, err := New(f).Send(ctx, o); !errors.Is(err, ErrUnsupported) || len(f.callsExceptProbe()) != 0 {
+			t.Errorf("%+v on zfs-fuse: %v, calls %q", o, err, f.callsExceptProbe())
+		}
 	}
 }
 
@@ -282,6 +298,11 @@ func TestSendRefusesBeforeRunning(t *testing.T) {
 		{"dollar", SendOptions{Snapshot: "pool/a@$(reboot)"}, "invalid character '$'"},
 		{"percent range", SendOptions{Snapshot: "pool/a@s1%s2"}, "'%' is not allowed"},
 		{"from bad chars", SendOptions{Snapshot: "pool/a@s2", From: "pool/a@s1`x`"}, "invalid character '`'"},
+		{"token like an option", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "-w"}, "not four fields"},
+		{"token with a space", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-a-b-c d"}, "not hexadecimal"},
+		{"token with an empty field", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1--b-c"}, "not hexadecimal"},
+		{"token too long", SendOptions{Snapshot: "pool/a@s2", ResumeToken: "1-a-b-" + strings.Repeat("0", 8200)}, "resume token of"},
+		{"token and from", SendOptions{Snapshot: "pool/a@s2", From: "pool/a@s1", ResumeToken: "1-a-b-c"}, "no From"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,6 +353,7 @@ func TestRecvArgs(t *testing.T) {
 		{"force", "usage-zfs-fuse-0.7.txt", RecvOptions{Target: "backup/pool/a", Force: true}, []string{"receive", "-F", "backup/pool/a"}},
 		{"unmounted", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true}, []string{"receive", "-u", "b/a"}},
 		{"force unmounted", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Force: true, Unmounted: true}, []string{"receive", "-F", "-u", "b/a"}},
+		{"resumable", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true, Resumable: true}, []string{"receive", "-u", "-s", "b/a"}},
 		{"excluded properties", "usage-openzfs-2.2.txt", RecvOptions{Target: "b/a", Unmounted: true, Exclude: []string{"mountpoint", "com.example:x"}},
 			[]string{"receive", "-u", "-x", "mountpoint", "-x", "com.example:x", "b/a"}},
 	}
@@ -367,6 +389,9 @@ func TestRecvRefuses(t *testing.T) {
 	}
 	if _, err := z.Recv(ctx, RecvOptions{Target: "b/a", Exclude: []string{"mountpoint"}}); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("-x on zfs-fuse: %v", err)
+	}
+	if _, err := z.Recv(ctx, RecvOptions{Target: "b/a", Resumable: true}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("-s on zfs-fuse: %v", err)
 	}
 	z2 := New(newFake(readTestdata(t, "usage-openzfs-2.2.txt")))
 	for _, prop := range []string{"", "-F", "-o", "mountpoint=/etc", "a b", "Mountpoint", "x\n"} {
@@ -518,6 +543,7 @@ func TestNotFoundMapping(t *testing.T) {
 		{"WARNING: could not send p/a@nope: does not exist", true},
 		{"warning: cannot send 'p/a@s2': incremental source (@nope) does not exist", true},
 		{"could not find any snapshots to destroy; check snapshot names.", true},
+		{"cannot open 'p/a#nope': no such pool or dataset", true}, // OpenZFS, a missing bookmark
 		{"cannot destroy 'p/a@s1': dataset is busy", false},
 		{"cannot receive incremental stream: destination p/a has been modified\nsince most recent snapshot", false},
 		{"", false},
@@ -557,5 +583,58 @@ func TestEstimateSend(t *testing.T) {
 		if got := parseSendSize([]byte(in)); got != want {
 			t.Errorf("parseSendSize(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+func TestResumeTokens(t *testing.T) {
+	out := "b/root\t-\nb/root/a\t1-e3f8a2a6b-c0-789c6360\nb/root/v\t-\n"
+	f := openzfsFake(t).
+		on("get -H -p -r -o name,value -t filesystem,volume receive_resume_token b/root", out, nil).
+		on("receive -A b/root/a", "", nil)
+	z := New(f)
+	got, err := z.ResumeTokens(ctx, "b/root")
+	if err != nil || !reflect.DeepEqual(got, map[string]string{"b/root/a": "1-e3f8a2a6b-c0-789c6360"}) {
+		t.Fatalf("ResumeTokens = %v, %v", got, err)
+	}
+	if err := z.AbortResume(ctx, "b/root/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.AbortResume(ctx, "-F"); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("AbortResume(-F): %v", err)
+	}
+	// zfs-fuse has no tokens: nothing runs.
+	f = fuseFake(t)
+	if got, err := New(f).ResumeTokens(ctx, "b/root"); err != nil || len(got) != 0 || len(f.callsExceptProbe()) != 0 {
+		t.Errorf("zfs-fuse: %v, %v, calls %q", got, err, f.callsExceptProbe())
+	}
+}
+
+func TestBookmarks(t *testing.T) {
+	f := openzfsFake(t).
+		on("bookmark p/a@s1 p/a#zrep_cursor_b1", "", nil).
+		on("destroy p/a#zrep_cursor_b1", "", nil)
+	z := New(f)
+	if err := z.Bookmark(ctx, "p/a@s1", "p/a#zrep_cursor_b1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.DestroyBookmark(ctx, "p/a#zrep_cursor_b1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]string{{"p/a@s1", "p/b#x"}, {"p/a", "p/a#x"}, {"p/a@s1", "p/a@x"}, {"p/a@s1", "-r"}} {
+		if err := z.Bookmark(ctx, bad[0], bad[1]); err == nil {
+			t.Errorf("Bookmark(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+	for _, bad := range []string{"p/a@s1", "p/a", "-r", "p/a#x,y"} {
+		if err := z.DestroyBookmark(ctx, bad); err == nil {
+			t.Errorf("DestroyBookmark(%q) accepted", bad)
+		}
+	}
+	want := [][]string{{"bookmark", "p/a@s1", "p/a#zrep_cursor_b1"}, {"destroy", "p/a#zrep_cursor_b1"}}
+	if calls := f.callsExceptProbe(); !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls %q", calls)
+	}
+	if err := New(fuseFake(t)).Bookmark(ctx, "p/a@s1", "p/a#b"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("zfs-fuse: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ func newEndpoint(cfg server.ServeConfig, log *zap.Logger) (*server.Endpoint, err
 			Identity: cfg.Identity,
 			Root:     s.Root,
 			Quota:    s.Quota,
+			RawOnly:  s.RawOnly,
 			ZFS:      zfs.New(&zfs.CLI{Bin: cfg.ZFSBin}),
 			LockDir:  cfg.LockDir,
 			Log:      log.Named("sink"),

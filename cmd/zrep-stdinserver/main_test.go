@@ -103,7 +103,6 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"pull", "--config", badConfig},                          // unknown key
 		{"pull", "--config", filepath.Join(t.TempDir(), "none")}, // missing file
 		{"pull", "--config", config, "--source", "nosuch"},       // unknown source
-		{"pull", "--config", config, "--source", "r"},            // raw, not yet
 		{"pull", "--config", config, "--root", "bk/x"},           // single-source flag
 		{"pull", "--config", config, "--ssh", "h"},
 		{"pull", "--config", config, "--jobs", "-1"},

@@ -17,7 +17,8 @@ func newPolicyCommand() *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check --policy FILE --identity NAME DATASET...",
 		Short: "Show whether an identity may see each dataset, and which rule decided",
-		Long: `Show, for each dataset, whether the identity may see it and the rule that decided.
+		Long: `Show, for each dataset, whether the identity may see it and the rule that decided,
+and whether encrypted datasets go to it only raw (raw_only).
 
 The policy uses zrepl's filter syntax: a key "tank/data<" matches tank/data
 and every dataset below it, a key without '<' matches exactly that dataset,
@@ -39,15 +40,18 @@ Exit status: 0 when every dataset is allowed, 1 when one or more are denied,
 			if err != nil {
 				return withExit(exitUsage, err)
 			}
+			id, _ := f.Identity(identity)
 			denied := 0
 			for _, ds := range datasets {
 				d := filter.Decide(ds)
-				verdict := "allowed"
+				verdict, how := "allowed", ""
 				if !d.Allowed {
 					verdict = "denied"
 					denied++
+				} else if id.RawOnly {
+					how = "; raw only, if encrypted (raw_only)"
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", ds, verdict, d)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s%s\n", ds, verdict, d, how)
 			}
 			if denied > 0 {
 				return silentExit(exitFailure)

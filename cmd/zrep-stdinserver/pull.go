@@ -26,7 +26,7 @@ func newPullCommand(g *globalFlags) *cobra.Command {
 		many   configFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... | --config FILE [--jobs N] [--source NAME]...",
+		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--raw] | --config FILE [--jobs N] [--source NAME]...",
 		Short: "Replicate the source's datasets under a local dataset",
 		Long: `Replicate every dataset the key may see on the source (or only those named
 with --dataset) to LOCAL_DATASET/<source name>: tank/data under --root
@@ -53,7 +53,16 @@ mountpoint, canmount, overlay, sharenfs, sharesmb, exec, setuid, devices and
 keylocation to inherit (-x). -F is used only with --force-rollback. zfs receives every snapshot
 whole or not at all: a transfer cut in the middle leaves no partial snapshot
 (a stream carrying several keeps those completed before the cut), and the
-next run continues from what arrived.
+next run continues from what arrived. Where the local zfs can (OpenZFS),
+receives are resumable: the next run asks the source for the rest of the cut
+snapshot (zfs send -t, with a token the source checks field by field); a
+token that can no longer be used is discarded (zfs receive -A) and the
+transfer starts afresh.
+
+--raw receives encrypted datasets raw (zfs send -w): this host stores
+ciphertext and never needs their keys. A dataset received raw once is asked
+for raw again. Sources whose policy says raw_only send encrypted datasets only
+raw. Streams use zfs send -L -e -c where both sides have them.
 
 ` + connHelp + `
 
@@ -73,10 +82,11 @@ each bounded by its timeout so that one that hangs never stalls the others:
       ssh_options: ["StrictHostKeyChecking=yes"] # optional, as --ssh-option
       root: backup/web1
       datasets: ["tank/data"]       # optional, as --dataset
+      raw: true                     # optional, as --raw
       timeout: 2h                   # optional
 
-Unknown keys and bad values are refused with their line ("raw: true", for
-raw sends, is read but refused until pull can do them). Each line of output
+Unknown keys and bad values are refused with their line. --dry-run,
+--force-rollback and --raw apply to every source. Each line of output
 starts with "[SOURCE] "; --json events carry "source", and a source_done event
 ends each source. After each source, its state file STATE_DIR/SOURCE.json
 records the run (not with --dry-run); with metrics_textfile (or
@@ -149,6 +159,7 @@ highest status of the sources (a source that timed out counts as 1).`,
 	f.StringVar(&opts.Root, "root", "", "local `DATASET` to receive under")
 	f.StringArrayVar(&opts.Datasets, "dataset", nil, "replicate only this source `DATASET` (repeatable)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and change nothing")
+	f.BoolVar(&opts.Raw, "raw", false, "receive encrypted datasets raw (zfs send -w): this host stores ciphertext and never needs their keys")
 	f.BoolVar(&opts.ForceRollback, "force-rollback", false, "roll back or overwrite targets that diverged from the source (destroys their newer snapshots)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the endpoint with --local)")

@@ -86,11 +86,6 @@ func (c *configFlags) load() (*pullconfig.Config, []pullconfig.Source, error) {
 	if err != nil {
 		return nil, nil, withExit(exitUsage, err)
 	}
-	for _, s := range selected {
-		if s.Raw {
-			return nil, nil, withExit(exitUsage, errors.Errorf("%s:%d: source %q: raw: true is not supported by this build of zrep yet", cfg.File, s.Line, s.Name))
-		}
-	}
 	return cfg, selected, nil
 }
 
@@ -147,6 +142,7 @@ func (p *pullSources) run(ctx context.Context) error {
 		Done:          func(r fleet.Result) { p.done(lw, r) },
 		DryRun:        p.opts.DryRun,
 		ForceRollback: p.opts.ForceRollback,
+		Raw:           p.opts.Raw,
 		StatePath:     cfg.StatePath,
 		Log:           p.log,
 	})

@@ -24,11 +24,12 @@ func newPushCommand(g *globalFlags) *cobra.Command {
 		conn     connFlags
 		datasets []string
 		dryRun   bool
+		raw      bool
 		asJSON   bool
 		zfsBin   string
 	)
 	cmd := &cobra.Command{
-		Use:   "push (--ssh USER@HOST | --local ...) --dataset LOCAL... [--dry-run] [--json]",
+		Use:   "push (--ssh USER@HOST | --local ...) --dataset LOCAL... [--raw] [--dry-run] [--json]",
 		Short: "Offer local datasets to a backup server's sink, which receives them",
 		Long: `Offer local datasets to the sink of a backup server: this host connects, and
 the backup server pulls them over that connection. The key's forced command on
@@ -42,7 +43,9 @@ does not exist yet, or an incremental from the target's newest snapshot. It
 never rolls back, destroys or receives with -F, and inspects every stream. So a
 compromised pushing host cannot destroy what it pushed before. A target that
 diverged is reported, never "fixed"; a push over the sink's quota fails and
-every earlier snapshot stays.
+every earlier snapshot stays. Cut transfers resume where the sink's zfs can,
+as with pull. --raw sends encrypted datasets raw: the sink stores ciphertext
+and never gets their keys (a sink with raw_only takes nothing else).
 
 This host can do nothing on the backup server but answer its questions: list
 and zfs send the datasets offered with --dataset (repeatable; "tank/home<" offers
@@ -88,6 +91,7 @@ or the session with it failed before anything was planned.`,
 				Offer:    offer,
 				ZFS:      zfs.New(&zfs.CLI{Bin: zfsBin}),
 				DryRun:   dryRun,
+				Raw:      raw,
 				Reporter: report.New(out, mode),
 				RPC:      rpcConfig(log),
 				Log:      log.Named("push"),
@@ -111,6 +115,7 @@ or the session with it failed before anything was planned.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&datasets, "dataset", nil, "offer this local `DATASET` (repeatable; DATASET< for it and everything below)")
 	f.BoolVar(&dryRun, "dry-run", false, "ask the sink for its plan and change nothing")
+	f.BoolVar(&raw, "raw", false, "send encrypted datasets raw (zfs send -w): the sink never gets their keys")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the sink with --local)")
 	f.StringVar(&conn.serve.LockDir, "lock-dir", sink.DefaultLockDir, "with --local: `DIR` of the sink's lock files")

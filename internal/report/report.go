@@ -124,6 +124,9 @@ func (l *lineReporter) plan(plans []replication.DatasetPlan) {
 		switch p.Action {
 		case replication.ActionReplicate:
 			var steps []string
+			if p.ClearResume != "" {
+				steps = append(steps, "discard a resume token that cannot be used ("+p.ClearResume+")")
+			}
 			if p.RollbackTo != "" {
 				steps = append(steps, "roll back to "+p.RollbackTo)
 			}

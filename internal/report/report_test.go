@@ -24,6 +24,8 @@ func run() []replication.Event {
 	s1, s2, s3 := v("tank/data@s1", 1), v("tank/data@s2", 2), v("tank/data@s3", 3)
 	full := replication.Step{Kind: replication.StepFull, To: s1, Snapshots: []api.Version{s1}}
 	incr := replication.Step{Kind: replication.StepIncremental, From: &s1, To: s3, Intermediates: true, Snapshots: []api.Version{s2, s3}}
+	c1 := v("tank/cut@c1", 7)
+	resumed := replication.Step{Kind: replication.StepFull, To: c1, Snapshots: []api.Version{c1}, Resumed: true, ResumedBytes: 3 << 20}
 	div := &replication.Diverged{Dataset: "tank/vm", Target: "bk/tank/vm", Common: "tank/vm@v1", TargetOnly: []string{"@local"},
 		SourceSnapshots: []string{"@v1", "@v2"}, TargetSnapshots: []string{"@v1", "@local"}}
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -37,6 +39,9 @@ func run() []replication.Event {
 	return []replication.Event{
 		{Type: replication.EventPlan, Time: t0, Plan: []replication.DatasetPlan{
 			{Dataset: "tank/data", Target: "bk/tank/data", Action: replication.ActionReplicate, Steps: []replication.Step{full, incr}},
+			{Dataset: "tank/cut", Target: "bk/tank/cut", Action: replication.ActionReplicate, TargetExists: true, Steps: []replication.Step{resumed}},
+			{Dataset: "tank/stale", Target: "bk/tank/stale", Action: replication.ActionReplicate, Steps: []replication.Step{full},
+				ClearResume: "the snapshot it resumes, tank/stale@x (guid 9), is no longer on the source"},
 			{Dataset: "tank/empty", Target: "bk/tank/empty", Action: replication.ActionNoSource},
 			{Dataset: "tank/old", Target: "bk/tank/old", Action: replication.ActionUpToDate},
 			{Dataset: "tank/vm", Target: "bk/tank/vm", Action: replication.ActionDiverged, Diverged: div},

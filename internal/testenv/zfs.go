@@ -24,8 +24,13 @@ var (
 	zfsMissing string
 )
 
+// openZFS is the version `zfs version` reports ("zfs-2.1.11-1"); empty for
+// zfs-fuse, which has no such command. Set by RequireZFS.
+var openZFS string
+
 // RequireZFS skips the test (or fails it, with ZREP_REQUIRE_ZFS=1) unless
-// zfs and zpool are installed and the zfs-fuse daemon answers.
+// zfs and zpool are installed and answer: zfs-fuse with its daemon
+// running, or OpenZFS with its kernel module loaded.
 func RequireZFS(t testing.TB) {
 	t.Helper()
 	zfsOnce.Do(func() {
@@ -36,10 +41,23 @@ func RequireZFS(t testing.TB) {
 			}
 		}
 		if out, err := exec.Command("zpool", "list").CombinedOutput(); err != nil {
-			zfsMissing = fmt.Sprintf("zpool list fails (is the zfs-fuse daemon running?): %v: %s", err, out)
+			zfsMissing = fmt.Sprintf("zpool list fails (is the zfs-fuse daemon running, or the zfs module loaded?): %v: %s", err, out)
+			return
+		}
+		if out, err := exec.Command("zfs", "version").Output(); err == nil {
+			openZFS = strings.Fields(string(out) + " ?")[0]
 		}
 	})
 	Require(t, RequireZFSEnv, zfsMissing == "", zfsMissing)
+}
+
+// OpenZFS reports whether the zfs under test is OpenZFS (with its
+// version, "zfs-2.1.11-1") rather than zfs-fuse; for tests that assert
+// behaviour that differs between them. It requires zfs like RequireZFS.
+func OpenZFS(t testing.TB) (string, bool) {
+	t.Helper()
+	RequireZFS(t)
+	return openZFS, openZFS != ""
 }
 
 // Pool is a file-backed pool made for one test.

@@ -149,18 +149,38 @@ func Stream(dataset string, fromGUID uint64, snaps []Snap, intermediates bool, s
 
 // StreamOf is Stream for a dataset of type objset (Filesystem or Volume).
 func StreamOf(objset uint32, dataset string, fromGUID uint64, snaps []Snap, intermediates bool, size int) []byte {
+	return Spec{Objset: objset, Dataset: dataset, FromGUID: fromGUID, Snaps: snaps, Intermediates: intermediates, Size: size}.Bytes()
+}
+
+// Spec is a stream as zfs send writes it, with every knob: see Stream.
+type Spec struct {
+	Objset        uint32 // Filesystem or Volume
+	Dataset       string
+	FromGUID      uint64
+	Snaps         []Snap
+	Intermediates bool
+	Size          int    // data bytes of each snapshot
+	Features      uint32 // of each substream, e.g. raw (1<<24)
+	Payload       []byte // after each substream's BEGIN, e.g. a raw stream's keys
+}
+
+// Bytes writes the stream s describes.
+func (s Spec) Bytes() []byte {
 	b := New()
-	if intermediates {
-		b.Begin(Begin{HeaderType: Compound, ToName: dataset + "@" + snaps[len(snaps)-1].Name}).End()
+	snaps := s.Snaps
+	if s.Intermediates {
+		b.Begin(Begin{HeaderType: Compound, ToName: s.Dataset + "@" + snaps[len(snaps)-1].Name}).End()
 	} else {
 		snaps = snaps[:1]
 	}
-	from := fromGUID
-	for _, s := range snaps {
-		b.SubstreamOf(objset, dataset+"@"+s.Name, s.GUID, from, 0, size)
-		from = s.GUID
+	from := s.FromGUID
+	for _, sn := range snaps {
+		b.Begin(Begin{HeaderType: Substream, Features: s.Features, Objset: s.Objset, ToGUID: sn.GUID, FromGUID: from,
+			ToName: s.Dataset + "@" + sn.Name, Payload: s.Payload}).
+			Record(TypeFreeObjects, 0, nil).Object(264).Write(s.Size).Record(TypeFree, 0, nil).End()
+		from = sn.GUID
 	}
-	if intermediates {
+	if s.Intermediates {
 		b.End()
 	}
 	return b.Bytes()

@@ -1,0 +1,120 @@
+package handlers_test
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/handlers"
+	"github.com/zrep/zrep/rpc"
+	"github.com/zrep/zrep/zfs"
+)
+
+// cursorFake is fakeZFS with bookmarks: it records and applies them.
+type cursorFake struct {
+	*fakeZFS
+	changes []string
+}
+
+func (c *cursorFake) Bookmark(ctx context.Context, snapshot, bookmark string) error {
+	c.changes = append(c.changes, "bookmark "+snapshot+" "+bookmark)
+	ds, _, _ := strings.Cut(snapshot, "@")
+	for _, v := range c.versions[ds] {
+		if v.Name == snapshot {
+			c.versions[ds] = append(c.versions[ds], zfs.Version{Name: bookmark, Type: zfs.Bookmark, GUID: v.GUID, CreateTXG: v.CreateTXG})
+		}
+	}
+	return nil
+}
+
+func (c *cursorFake) DestroyBookmark(ctx context.Context, bookmark string) error {
+	c.changes = append(c.changes, "destroy "+bookmark)
+	ds, _, _ := strings.Cut(bookmark, "#")
+	var kept []zfs.Version
+	for _, v := range c.versions[ds] {
+		if v.Name != bookmark {
+			kept = append(kept, v)
+		}
+	}
+	c.versions[ds] = kept
+	return nil
+}
+
+func cursorSession(t *testing.T, features zfs.Features) (*cursorFake, *rpc.Client) {
+	z := &cursorFake{fakeZFS: newFake()}
+	z.features = features
+	return z, connect(t, handlers.New(z, policyFor(t, "backup"), zaptest.NewLogger(t), handlers.Cursors(z, "backup")))
+}
+
+// TestConfirmMovesTheCursor: the first confirmation makes the cursor; a
+// later one moves it, destroying the old cursor only after the new
+// position has a bookmark; nothing but the caller's cursor is destroyed.
+func TestConfirmMovesTheCursor(t *testing.T) {
+	z, cl := cursorSession(t, zfs.Features{Bookmarks: true})
+	confirm := func(snap string, guid api.GUID) {
+		t.Helper()
+		var resp api.ConfirmResponse
+		if err := cl.Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Bookmark != "tank/data#zrep_cursor_backup" {
+			t.Errorf("bookmark %q", resp.Bookmark)
+		}
+	}
+	confirm("tank/data@s2", 102)
+	confirm("tank/data@s2", 102) // already there: nothing changes
+	confirm("tank/data@s3", 103)
+	want := []string{
+		"bookmark tank/data@s2 tank/data#zrep_cursor_backup",
+		"bookmark tank/data@s3 tank/data#zrep_cursor_backup_next",
+		"destroy tank/data#zrep_cursor_backup",
+		"bookmark tank/data@s3 tank/data#zrep_cursor_backup",
+		"destroy tank/data#zrep_cursor_backup_next",
+	}
+	if !reflect.DeepEqual(z.changes, want) {
+		t.Errorf("changes\n%s\nwant\n%s", strings.Join(z.changes, "\n"), strings.Join(want, "\n"))
+	}
+	for _, c := range z.changes {
+		if strings.HasPrefix(c, "destroy ") && !strings.HasPrefix(c, "destroy tank/data#zrep_cursor_backup") {
+			t.Errorf("destroyed something else than the cursor: %s", c)
+		}
+	}
+}
+
+// TestConfirmRefusals: what may not be confirmed changes nothing.
+func TestConfirmRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		features zfs.Features
+		req      api.ConfirmRequest
+		code     rpc.Code
+	}{
+		{"a denied dataset", zfs.Features{Bookmarks: true}, api.ConfirmRequest{Dataset: "tank/data/private", Snapshot: "tank/data/private@s1", GUID: 301}, rpc.CodeNotFound},
+		{"another guid", zfs.Features{Bookmarks: true}, api.ConfirmRequest{Dataset: "tank/data", Snapshot: "tank/data@s2", GUID: 999}, rpc.CodeNotFound},
+		{"a bookmark", zfs.Features{Bookmarks: true}, api.ConfirmRequest{Dataset: "tank/data", Snapshot: "tank/data#b1", GUID: 101}, rpc.CodeInvalidArgument},
+		{"another dataset's snapshot", zfs.Features{Bookmarks: true}, api.ConfirmRequest{Dataset: "tank/data", Snapshot: "tank/vm@v1", GUID: 501}, rpc.CodeInvalidArgument},
+		{"zfs without bookmarks", zfs.Features{}, api.ConfirmRequest{Dataset: "tank/data", Snapshot: "tank/data@s2", GUID: 102}, rpc.CodeUnimplemented},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			z, cl := cursorSession(t, tt.features)
+			err := cl.Call(context.Background(), api.MethodConfirm, tt.req, nil)
+			if rpc.CodeOf(err) != tt.code || len(z.changes) != 0 {
+				t.Errorf("got %v, changes %q; want %s and none", err, z.changes, tt.code)
+			}
+		})
+	}
+}
+
+// TestConfirmNeedsThePolicy: without cursor_bookmarks there is no Confirm,
+// and the endpoint stays read-only.
+func TestConfirmNeedsThePolicy(t *testing.T) {
+	cl := session(t, newFake(), "backup")
+	err := cl.Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: "tank/data@s2", GUID: 102}, nil)
+	if rpc.CodeOf(err) != rpc.CodeUnimplemented {
+		t.Errorf("Confirm without cursor_bookmarks: %v", err)
+	}
+}
