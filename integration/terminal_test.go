@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zrep/zrep/internal/testenv"
+	"github.com/zrep/zrep/internal/testtools"
 )
 
 // On a terminal, log lines read like the command's own output (no time
 // stamp, no zap columns) and first clear the line a progress bar may be
 // on; elsewhere they keep zap's format, and --log-json stays JSON.
 func TestLogLinesOnATerminal(t *testing.T) {
-	script := testenv.RequireTool(t, "script", "bsdutils")
+	script := testtools.Require(t, "script", "bsdutils")
 	cmdline := binary + " serve --policy /nonexistent/policy.yaml --identity x"
 
 	// script runs the command on a new pseudo-terminal.

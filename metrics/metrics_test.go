@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/zrep/zrep/internal/testenv"
+	"github.com/zrep/zrep/internal/testtools"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/status"
@@ -130,7 +130,7 @@ func TestEncodeParses(t *testing.T) {
 // promtool, Prometheus's own checker, accepts the file: format, names,
 // units, help texts.
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := testenv.RequireTool(t, "promtool", "prometheus")
+	promtool := testtools.Require(t, "promtool", "prometheus")
 	path := filepath.Join(t.TempDir(), "zrep.prom")
 	if err := WriteTextfile(path, report()); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zrep/zrep/internal/testenv"
+	"github.com/zrep/zrep/internal/testtools"
 	"github.com/zrep/zrep/pullconfig"
 )
 
@@ -36,7 +36,7 @@ func directives(t *testing.T, name string) map[string][]string {
 // single warning. The shipped ExecStart names the installed binary, which
 // need not exist here: the copy checked names an executable that does.
 func TestVerify(t *testing.T) {
-	analyze := testenv.RequireTool(t, "systemd-analyze", "systemd")
+	analyze := testtools.Require(t, "systemd-analyze", "systemd")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
