@@ -139,23 +139,27 @@ func TestRunOutcomesAndState(t *testing.T) {
 	}
 }
 
-// Sources run in parallel up to Jobs and never beyond: "a" waits until "b"
-// has connected, which only works with two at a time.
+// Sources run in parallel up to Jobs and never beyond: "a" and "b" each
+// wait inside their run until both are in it, which only works with two
+// at a time (with one, they would wait for their timeout).
 func TestRunParallelUpToJobs(t *testing.T) {
 	var mu sync.Mutex
-	active, most := 0, 0
-	bConnected := make(chan struct{})
-	conns := map[string]*fakeSource{
-		"a": {list: func(ctx context.Context) error {
-			select {
-			case <-bConnected:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}},
-		"b": {}, "c": {}, "d": {},
+	active, most, arrived := 0, 0, 0
+	bothIn := make(chan struct{})
+	meet := func(ctx context.Context) error {
+		mu.Lock()
+		if arrived++; arrived == 2 {
+			close(bothIn)
+		}
+		mu.Unlock()
+		select {
+		case <-bothIn:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	conns := map[string]*fakeSource{"a": {list: meet}, "b": {list: meet}, "c": {}, "d": {}}
 	var sources []pullconfig.Source
 	for _, n := range []string{"a", "b", "c", "d"} {
 		sources = append(sources, source(n, 5*time.Minute))
@@ -167,9 +171,6 @@ func TestRunParallelUpToJobs(t *testing.T) {
 			active++
 			most = max(most, active)
 			mu.Unlock()
-			if s.Name == "b" {
-				close(bConnected)
-			}
 			return conns[s.Name], func() error {
 				mu.Lock()
 				active--
