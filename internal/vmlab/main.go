@@ -42,23 +42,17 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{2, errors.New(usage)}
 	}
 	log := &Log{Out: stderr}
-	names := []string{args[0]}
+	versions := Versions
 	if args[0] == "all" {
 		if args[1] != "build" {
 			return &exitError{2, errors.New(`"all" works with build only`)}
 		}
-		names = nil
-		for _, v := range Versions {
-			names = append(names, v.Name)
-		}
-	}
-	var versions []Version
-	for _, n := range names {
-		v, err := LookupVersion(n)
+	} else {
+		v, err := LookupVersion(args[0])
 		if err != nil {
 			return &exitError{2, err}
 		}
-		versions = append(versions, v)
+		versions = []Version{v}
 	}
 	if args[1] == "build" {
 		return buildAll(versions, log)
