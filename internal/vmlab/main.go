@@ -66,6 +66,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err := start(vm, log); err != nil {
 			return err
 		}
+		log.Printf("stop it with: scripts/openzfs-vm %s stop", vm.Version.Name)
 		port, _ := vm.Port()
 		fmt.Fprintf(stdout, "SSH_PORT=%d\nSSH_KEY=%s\n", port, vm.KeyPath())
 		return nil
@@ -156,7 +157,7 @@ func start(vm *VM, log *Log) error {
 	if err := vm.Start(img, binary, log); err != nil {
 		return err
 	}
-	log.Printf("OpenZFS %s VM up in %s (stop it with: scripts/openzfs-vm %s stop)", vm.Version.Name, time.Since(total).Round(100*time.Millisecond), vm.Version.Name)
+	log.Printf("OpenZFS %s VM up in %s", vm.Version.Name, time.Since(total).Round(100*time.Millisecond))
 	return nil
 }
 
