@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,7 +60,7 @@ func LabPackages(moduleRoot string) ([]TestPackage, error) {
 		if len(f) != 4 {
 			return
 		}
-		if f[0] != testenvPackage && !contains(strings.Fields(f[3]), testenvPackage) {
+		if f[0] != testenvPackage && !slices.Contains(strings.Fields(f[3]), testenvPackage) {
 			return
 		}
 		rel, err := filepath.Rel(moduleRoot, f[2])

@@ -108,8 +108,8 @@ func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 			return errors.Wrapf(err, "qemu-img create: %s", out)
 		}
 		for i := 1; i <= spareDisks; i++ {
-			if err := os.Truncate(createFile(vm.path(fmt.Sprintf("disk%d.img", i))), spareDiskSize); err != nil {
-				return errors.Wrap(err, "spare disk")
+			if err := sparseFile(vm.path(fmt.Sprintf("disk%d.img", i)), spareDiskSize); err != nil {
+				return err
 			}
 		}
 		if err := os.MkdirAll(vm.ShareDir(), 0o755); err != nil {
@@ -312,19 +312,4 @@ func (vm *VM) kill() {
 	if vm.Running() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
