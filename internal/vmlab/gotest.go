@@ -154,8 +154,9 @@ func (vm *VM) RunTests(ctx context.Context, p TestPackage, w io.Writer) (*Packag
 	runErr := cmd.Wait()
 	_ = conv.Wait()
 	res.Elapsed = time.Since(start)
-	if runErr != nil && res.Failure == "" && len(res.Failed) == 0 {
-		res.Failure = fmt.Sprintf("test binary: %v %s", runErr, strings.TrimSpace(sshErr.String()))
+	if runErr != nil && len(res.Failed) == 0 {
+		// Crashed, timed out or unreachable: say how the run ended.
+		res.Failure = strings.TrimSpace(fmt.Sprintf("%s (ssh: %v) %s", res.Failure, runErr, strings.TrimSpace(sshErr.String())))
 	}
 	if res.Failure != "" {
 		fmt.Fprintln(w, res.Failure)
