@@ -91,7 +91,8 @@ func (vm *VM) Running() bool {
 
 // Start boots the image on a qcow2 overlay (the cached image stays
 // pristine) with two spare disks, waits for the guest's sshd, and copies
-// zrepBinary (if not empty) to /usr/local/bin in the guest.
+// zrepBinary (if not empty) to /usr/local/bin in the guest. If any of it
+// fails, the VM is killed and its state removed.
 func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 	if vm.Running() {
 		return errors.Errorf("the OpenZFS %s VM is already running (scripts/openzfs-vm %s stop)", vm.Version.Name, vm.Version.Name)
@@ -102,6 +103,13 @@ func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 	if err := os.MkdirAll(vm.Dir, 0o700); err != nil {
 		return errors.Wrap(err, "VM state")
 	}
+	started := false
+	defer func() { // a failed start leaves nothing running or behind
+		if !started {
+			vm.kill()
+			_ = os.RemoveAll(vm.Dir)
+		}
+	}()
 	err := log.Phase("prepare disks", func() error {
 		overlay := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", img.Root, "-F", "raw", vm.path("root.qcow2"))
 		if out, err := overlay.CombinedOutput(); err != nil {
@@ -152,15 +160,15 @@ func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 		return errors.Wrap(err, "mounting the shared directory")
 	})
 	if err != nil {
-		vm.kill()
 		return err
 	}
-	if zrepBinary == "" {
-		return nil
+	if zrepBinary != "" {
+		err = log.Phase("copy zrep-stdinserver to /usr/local/bin in the guest", func() error {
+			return vm.CopyIn(zrepBinary, "/usr/local/bin/zrep-stdinserver")
+		})
 	}
-	return log.Phase("copy zrep-stdinserver to /usr/local/bin in the guest", func() error {
-		return vm.CopyIn(zrepBinary, "/usr/local/bin/zrep-stdinserver")
-	})
+	started = err == nil
+	return err
 }
 
 // launch starts qemu in the background on the given ssh port.
