@@ -81,11 +81,8 @@ func LabPackages(moduleRoot string) ([]TestPackage, error) {
 // guest whatever its libc, and without -race: the race detector needs cgo,
 // and the same code runs with -race on the host's zfs-fuse suite.
 func BuildTests(moduleRoot, stage string, pkgs []TestPackage) error {
-	build := exec.Command("go", "build", "-o", filepath.Join(stage, "zrep-stdinserver"), "./cmd/zrep-stdinserver")
-	build.Dir = moduleRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return errors.Wrapf(err, "go build zrep-stdinserver: %s", out)
+	if err := buildStatic(moduleRoot, filepath.Join(stage, "zrep-stdinserver")); err != nil {
+		return err
 	}
 	for _, p := range pkgs {
 		dir := filepath.Join(stage, p.Dir)
@@ -252,4 +249,16 @@ func Totals(results []*PackageResult) (passed, failed, skipped int) {
 		}
 	}
 	return passed, failed, skipped
+}
+
+// buildStatic builds zrep-stdinserver without cgo (a static binary that
+// runs on the guest whatever its libc) into out.
+func buildStatic(moduleRoot, out string) error {
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/zrep-stdinserver")
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return errors.Wrapf(err, "go build zrep-stdinserver: %s", b)
+	}
+	return nil
 }

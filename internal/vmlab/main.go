@@ -93,12 +93,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 func buildAll(versions []Version, log *Log) error {
 	for _, v := range versions {
 		var img *Image
-		err := log.Phase("build the OpenZFS "+v.Name+" image", func() error {
-			p, err := NewPlan(v, log)
-			if err != nil {
-				return err
-			}
-			img, err = p.Build(log)
+		err := log.Phase("build the OpenZFS "+v.Name+" image", func() (err error) {
+			img, err = CachedImage(v, log)
 			return err
 		})
 		if err != nil {
@@ -130,11 +126,7 @@ func start(vm *VM, log *Log) error {
 	if err != nil {
 		return err
 	}
-	p, err := NewPlan(vm.Version, log)
-	if err != nil {
-		return err
-	}
-	img, err := p.Build(log)
+	img, err := CachedImage(vm.Version, log)
 	if err != nil {
 		return err
 	}
@@ -144,13 +136,7 @@ func start(vm *VM, log *Log) error {
 	}
 	defer os.RemoveAll(bin)
 	binary := filepath.Join(bin, "zrep-stdinserver")
-	err = log.Phase("build a static zrep-stdinserver", func() error {
-		cmd := exec.Command("go", "build", "-o", binary, "./cmd/zrep-stdinserver")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		return errors.Wrapf(err, "go build: %s", out)
-	})
+	err = log.Phase("build a static zrep-stdinserver", func() error { return buildStatic(root, binary) })
 	if err != nil {
 		return err
 	}
@@ -247,11 +233,7 @@ func test(vm *VM, only []string, stdout io.Writer, log *Log) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if !vm.Running() {
-		p, err := NewPlan(vm.Version, log)
-		if err != nil {
-			return err
-		}
-		img, err := p.Build(log)
+		img, err := CachedImage(vm.Version, log)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,16 @@ const (
 	bootTimeout    = 5 * time.Minute
 )
 
+// CachedImage returns the image of v as it would be built now: from the
+// cache, or built into it.
+func CachedImage(v Version, log *Log) (*Image, error) {
+	p, err := NewPlan(v, log)
+	if err != nil {
+		return nil, err
+	}
+	return p.Build(log)
+}
+
 // VM is a lab VM of one version, running or not.
 type VM struct {
 	Version Version
