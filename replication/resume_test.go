@@ -128,6 +128,30 @@ func TestRunClearsStaleTokens(t *testing.T) {
 	}
 }
 
+// TestRunStaleTokenWithoutDestroyPermission: an append-only receiver may
+// not discard a partial receive (zfs receive -A destroys it): the dataset
+// fails, keeps its token, and the error says who can discard it.
+func TestRunStaleTokenWithoutDestroyPermission(t *testing.T) {
+	const ta = runRoot + "/tank/a"
+	src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
+	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil, ta: nil})
+	dst.features.ResumeTokens = true
+	dst.tokens[ta] = resumeToken("tank/a@gone", 99, 0)
+	dst.abortErr = &zfs.CommandError{Args: []string{"receive", "-A", ta}, ExitCode: 1,
+		Stderr: "cannot destroy '" + ta + "': permission denied"}
+	sum, err := Run(context.Background(), src, dst, Options{Root: runRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sum.Results[0]
+	if r.Outcome != OutcomeFailed || !strings.Contains(r.Error, "as root: zfs receive -A "+ta) {
+		t.Errorf("%s: %s; want a failure that says how to discard it", r.Outcome, r.Error)
+	}
+	if len(src.sends) != 0 || dst.tokens[ta] == "" {
+		t.Errorf("sends %v, token %q: want nothing sent, the token kept", src.sends, dst.tokens[ta])
+	}
+}
+
 // TestRunResumeRefusedBySource: the snapshot changed between listing and
 // sending, and the source refuses the token: it is discarded, so the next
 // run starts afresh instead of asking again.

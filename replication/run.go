@@ -330,11 +330,23 @@ func toConfirm(fs api.Filesystem, p DatasetPlan) *api.Version {
 	return newest
 }
 
+// abortResume discards target's partial receive. zfs receive -A destroys
+// it, so a delegated user needs the destroy permission, which an
+// append-only receiver lacks: then it says who can.
+func (r *runner) abortResume(ctx context.Context, target string) error {
+	err := r.dst.AbortResume(ctx, target)
+	if errors.Is(err, zfs.ErrPermission) {
+		return errors.WithMessagef(err, "discarding a partial receive destroys it, which needs root or the zfs allow "+
+			"permission destroy; as root: zfs receive -A %s", target)
+	}
+	return err
+}
+
 func (r *runner) replicate(ctx context.Context, p DatasetPlan, res *Result) error {
 	if p.ClearResume != "" {
 		r.log.Warn("discarding a resume token that cannot be used; the transfer starts afresh",
 			zap.String("target", p.Target), zap.String("why", p.ClearResume))
-		if err := r.dst.AbortResume(ctx, p.Target); err != nil {
+		if err := r.abortResume(ctx, p.Target); err != nil {
 			return errors.WithMessagef(err, "discarding the resume token of %s (%s)", p.Target, p.ClearResume)
 		}
 	}
@@ -436,7 +448,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 		// The source will not resume it (the snapshot changed since the
 		// listing): discard the token, so that the next run starts afresh
 		// instead of asking again and again (zrepl #644).
-		if aerr := r.dst.AbortResume(ctx, p.Target); aerr != nil {
+		if aerr := r.abortResume(ctx, p.Target); aerr != nil {
 			return 0, errors.Errorf("source: %v; and discarding the resume token: %v", err, aerr)
 		}
 		return 0, errors.WithMessage(err, "the source refused to resume the transfer; its resume token was discarded and the next run starts it afresh")

@@ -259,6 +259,7 @@ type fakeTarget struct {
 	encrypted map[string]bool   // target dataset -> listed as encrypted
 	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop      map[string]bool   // received snapshot (full name) not recorded
+	abortErr  error             // what AbortResume (zfs receive -A) fails with
 	calls     []string
 	recvs     []*fakeRecv
 }
@@ -370,6 +371,9 @@ func (t *fakeTarget) AbortResume(ctx context.Context, dataset string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.record("AbortResume %s", dataset)
+	if t.abortErr != nil {
+		return t.abortErr
+	}
 	if _, ok := t.tokens[dataset]; !ok {
 		return fmt.Errorf("fake zfs: %s has no resume token", dataset)
 	}

@@ -30,10 +30,12 @@ var untrustedVolumeProps = []string{"keylocation"}
 // excludedProps returns the -x list for a dataset of type typ ("volume" or
 // "filesystem"), or nil where the local zfs has no receive -x. A raw
 // receive keeps the keys' properties as they are (zfs refuses -x of them).
+// A delegated user gets none: the kernel already refuses each property it
+// has no permission for, and -x would only print a warning for each.
 func excludedProps(f zfs.Features, typ string, raw bool) []string {
 	props := untrustedFilesystemProps
 	switch {
-	case !f.RecvExclude:
+	case !f.RecvExclude, f.Delegated:
 		return nil
 	case typ == string(zfs.Volume):
 		props = untrustedVolumeProps

@@ -127,8 +127,9 @@ func toList(m map[string]any) *nvlist.List {
 }
 
 // TestExcludedProps: receive -x where the local zfs has it, with only the
-// properties that apply to the dataset's type, and no key property for a
-// raw receive (zfs refuses them).
+// properties that apply to the dataset's type, no key property for a raw
+// receive (zfs refuses them), and none for a delegated user (the kernel
+// refuses what it has no permission for).
 func TestExcludedProps(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -144,12 +145,13 @@ func TestExcludedProps(t *testing.T) {
 		{"raw file system", zfs.Features{RecvExclude: true}, "filesystem", true,
 			[]string{"mountpoint", "canmount", "overlay", "sharenfs", "sharesmb", "exec", "setuid", "devices"}},
 		{"raw volume", zfs.Features{RecvExclude: true}, "volume", true, nil},
+		{"delegated", zfs.Features{RecvExclude: true, Delegated: true}, "filesystem", false, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
 			src.fss[0].Type, src.fss[0].Encrypted = tt.typ, tt.raw
 			dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil})
-			dst.features.RecvExclude = tt.features.RecvExclude
+			dst.features.RecvExclude, dst.features.Delegated = tt.features.RecvExclude, tt.features.Delegated
 			if _, err := Run(context.Background(), src, dst, Options{Root: runRoot, Raw: tt.raw}); err != nil {
 				t.Fatal(err)
 			}

@@ -125,7 +125,11 @@ func prepareRoot(ctx context.Context, cfg Config) error {
 		}
 	}
 	if cfg.Quota > 0 {
-		if err := cfg.ZFS.SetQuota(ctx, cfg.Root, cfg.Quota); err != nil {
+		err := cfg.ZFS.SetQuota(ctx, cfg.Root, cfg.Quota)
+		if errors.Is(err, zfs.ErrPermission) {
+			err = errors.WithMessagef(err, "a user other than root cannot set quotas: as root, zfs set quota=%d %s", cfg.Quota, cfg.Root)
+		}
+		if err != nil {
 			return errors.WithMessagef(err, "applying the quota of %s to %s", units.FormatSize(cfg.Quota), cfg.Root)
 		}
 	}

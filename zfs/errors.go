@@ -14,6 +14,11 @@ var ErrNotFound = errors.New("dataset does not exist")
 // pool is full, or a quota on the dataset or one of its parents is reached.
 var ErrNoSpace = errors.New("out of space")
 
+// ErrPermission matches (errors.Is) an error of zfs refusing an operation
+// for want of permission: an unprivileged user without the `zfs allow`
+// permission it needs.
+var ErrPermission = errors.New("permission denied")
+
 // ErrUnsupported matches (errors.Is) a request for a feature the installed zfs lacks.
 var ErrUnsupported = errors.New("not supported by this zfs")
 
@@ -53,13 +58,16 @@ func (e *CommandError) Error() string {
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrNotFound) true when zfs said that the object
-// does not exist, and errors.Is(err, ErrNoSpace) when it ran out of space.
+// does not exist, errors.Is(err, ErrNoSpace) when it ran out of space, and
+// errors.Is(err, ErrPermission) when it was refused for want of permission.
 func (e *CommandError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return isNotFound(e.Stderr)
 	case ErrNoSpace:
 		return strings.Contains(e.Stderr, "out of space") || strings.Contains(e.Stderr, "quota exceeded")
+	case ErrPermission:
+		return strings.Contains(e.Stderr, "permission denied")
 	}
 	return false
 }

@@ -7,16 +7,23 @@ import (
 // Features lists what the installed zfs command supports beyond what zfs-fuse 0.7 offers.
 // It is detected from the usage text that zfs prints when run without arguments.
 type Features struct {
-	ListParsable  bool // zfs list -p
-	Bookmarks     bool // zfs bookmark, #bookmarks in list and send -i
-	RecvUnmounted bool // zfs receive -u
-	RecvExclude   bool // zfs receive -x PROPERTY (and -o PROPERTY=VALUE)
-	ResumeTokens  bool // zfs receive -s / zfs send -t
-	SendEstimate  bool // zfs send -n -v -P: a dry run that prints the stream's size
-	Encryption    bool // encrypted datasets (zfs load-key), and the encryption property
-	SendRaw       bool // zfs send -w: encrypted datasets as they are on disk
+	ListParsable    bool // zfs list -p (and zfs get -p)
+	CreateUnmounted bool // zfs create -u
+	Bookmarks       bool // zfs bookmark, #bookmarks in list and send -i
+	RecvUnmounted   bool // zfs receive -u
+	RecvExclude     bool // zfs receive -x PROPERTY (and -o PROPERTY=VALUE)
+	ResumeTokens    bool // zfs receive -s / zfs send -t
+	SendEstimate    bool // zfs send -n -v -P: a dry run that prints the stream's size
+	Encryption      bool // encrypted datasets (zfs load-key), and the encryption property
+	SendRaw         bool // zfs send -w: encrypted datasets as they are on disk
 	// SendLargeBlocks, SendEmbedded and SendCompressed: zfs send -L, -e, -c.
 	SendLargeBlocks, SendEmbedded, SendCompressed bool
+
+	// Delegated: zfs runs as a user other than root, with what `zfs allow`
+	// gave it. The kernel then refuses every received property the user
+	// has no permission for (so receive -x is not needed, and only warns),
+	// and nothing can be mounted. Not from the usage text: New sets it.
+	Delegated bool
 }
 
 // DetectFeatures reads the usage text of zfs (what it prints when run without arguments)
@@ -29,14 +36,15 @@ func DetectFeatures(usage string) Features {
 	_, bookmark := cmds["bookmark"]
 	_, loadKey := cmds["load-key"]
 	return Features{
-		ListParsable:  has("list", 'p'),
-		Bookmarks:     bookmark,
-		RecvUnmounted: has("receive", 'u'),
-		RecvExclude:   has("receive", 'x') && has("receive", 'o'),
-		ResumeTokens:  has("receive", 's') && has("send", 't'),
-		SendEstimate:  has("send", 'n') && has("send", 'v') && has("send", 'P'),
-		Encryption:    loadKey,
-		SendRaw:       has("send", 'w'),
+		ListParsable:    has("list", 'p'),
+		CreateUnmounted: has("create", 'u'),
+		Bookmarks:       bookmark,
+		RecvUnmounted:   has("receive", 'u'),
+		RecvExclude:     has("receive", 'x') && has("receive", 'o'),
+		ResumeTokens:    has("receive", 's') && has("send", 't'),
+		SendEstimate:    has("send", 'n') && has("send", 'v') && has("send", 'P'),
+		Encryption:      loadKey,
+		SendRaw:         has("send", 'w'),
 
 		SendLargeBlocks: has("send", 'L'),
 		SendEmbedded:    has("send", 'e'),

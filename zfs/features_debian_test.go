@@ -13,7 +13,7 @@ func TestDetectFeaturesOfDebianOpenZFS(t *testing.T) {
 			t.Errorf("%s: not taken for a zfs usage text", name)
 		}
 		f := DetectFeatures(usage)
-		if !f.ListParsable || !f.Bookmarks || !f.RecvUnmounted || !f.ResumeTokens || !f.SendEstimate {
+		if !f.ListParsable || !f.Bookmarks || !f.RecvUnmounted || !f.ResumeTokens || !f.SendEstimate || !f.CreateUnmounted {
 			t.Errorf("%s: features %+v, want all", name, f)
 		}
 	}

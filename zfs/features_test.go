@@ -42,7 +42,7 @@ func TestDetectFeatures(t *testing.T) {
 	}{
 		{"zfs-fuse 0.7", readTestdata(t, "usage-zfs-fuse-0.7.txt"), Features{}},
 		{"OpenZFS 2.2", readTestdata(t, "usage-openzfs-2.2.txt"),
-			Features{ListParsable: true, Bookmarks: true, RecvUnmounted: true, RecvExclude: true, ResumeTokens: true, SendEstimate: true,
+			Features{ListParsable: true, CreateUnmounted: true, Bookmarks: true, RecvUnmounted: true, RecvExclude: true, ResumeTokens: true, SendEstimate: true,
 				Encryption: true, SendRaw: true, SendLargeBlocks: true, SendEmbedded: true, SendCompressed: true}},
 		{"OpenZFS 0.8 (its usage lines as far as quoted: no load-key)", usageOpenZFS08,
 			Features{ListParsable: true, Bookmarks: true, RecvUnmounted: true, RecvExclude: true, ResumeTokens: true, SendEstimate: true,
@@ -50,6 +50,7 @@ func TestDetectFeatures(t *testing.T) {
 		{"send -t first", "\tlist [-Hp] [-r|-d max]\n\tsend -t [-evPn] <receive_resume_token>\n\treceive [-vnsF] <fs>\n",
 			Features{ListParsable: true, ResumeTokens: true, SendEstimate: true, SendEmbedded: true}},
 		{"resume needs both sides", "\tsend [-nvPe] -t <token>\n\treceive [-vnF] <fs>\n", Features{SendEstimate: true, SendEmbedded: true}},
+		{"create -u", "\tcreate [-Pnpuv] [-o property=value] ... <filesystem>\n", Features{CreateUnmounted: true}},
 		{"receive -u only", "\treceive [-vnFu] <filesystem|volume|snapshot>\n", Features{RecvUnmounted: true}},
 		{"receive -x needs -o too", "\treceive [-vnF] [-x <property>] <filesystem>\n", Features{}},
 		{"-p of another command does not count", "\tget [-rHp] <prop>\n\tlist [-rH][-d max]\n", Features{}},

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,9 @@ type ZFS struct {
 
 	mu       sync.Mutex
 	features *Features
+	// delegated: this process is not root, so zfs runs with the
+	// permissions `zfs allow` gave its user (Features.Delegated).
+	delegated bool
 
 	// busyTimeout and busyInterval govern retries of DestroySnapshot on "is busy".
 	busyTimeout  time.Duration
@@ -30,7 +34,7 @@ type ZFS struct {
 
 // New returns a ZFS that runs zfs through r (use &CLI{} for the real binary).
 func New(r Runner) *ZFS {
-	return &ZFS{r: r, busyTimeout: 10 * time.Second, busyInterval: 250 * time.Millisecond}
+	return &ZFS{r: r, delegated: os.Geteuid() != 0, busyTimeout: 10 * time.Second, busyInterval: 250 * time.Millisecond}
 }
 
 // Features detects the features of the installed zfs from its usage text (zfs run without
@@ -55,6 +59,7 @@ func (z *ZFS) Features(ctx context.Context) (Features, error) {
 			truncate(usage, 200))
 	}
 	f := DetectFeatures(usage)
+	f.Delegated = z.delegated
 	z.features = &f
 	return f, nil
 }
@@ -478,15 +483,39 @@ func (z *ZFS) Recv(ctx context.Context, o RecvOptions) (InputStream, error) {
 
 // CreatePlaceholder creates an unmounted filesystem to hold received children:
 // `zfs create -o mountpoint=none DATASET`. Its parent must exist.
+//
+// A delegated user (Features.Delegated) may not set mountpoint, and cannot
+// mount: it runs `zfs create -u DATASET`, which inherits the parent's
+// mountpoint, and so only under a parent whose mountpoint is none.
 func (z *ZFS) CreatePlaceholder(ctx context.Context, dataset string) error {
 	if err := ValidateDatasetName(dataset); err != nil {
 		return err
 	}
-	if !strings.Contains(dataset, "/") {
+	slash := strings.LastIndexByte(dataset, '/')
+	if slash < 0 {
 		return invalidName(dataset, "a pool cannot be created with zfs create")
 	}
-	_, err := z.r.Run(ctx, "create", "-o", "mountpoint=none", dataset)
-	return wrapCmd(err, "zfs create %s", dataset)
+	f, err := z.Features(ctx)
+	if err != nil {
+		return err
+	}
+	if !f.Delegated {
+		_, err := z.r.Run(ctx, "create", "-o", "mountpoint=none", dataset)
+		return wrapCmd(err, "zfs create %s", dataset)
+	}
+	if !f.CreateUnmounted {
+		return errors.Wrapf(ErrUnsupported, "create %s: zfs create -u", dataset)
+	}
+	props, err := z.GetProperties(ctx, dataset[:slash], "mountpoint")
+	if err != nil {
+		return errors.WithMessagef(err, "create %s", dataset)
+	}
+	if parent, mp := dataset[:slash], props["mountpoint"]; mp != "none" {
+		return errors.Errorf("create %s: its parent %s has mountpoint %s, and a user other than root cannot set "+
+			"mountpoint=none on what it creates (as root: zfs set mountpoint=none %s)", dataset, parent, mp, parent)
+	}
+	_, err = z.r.Run(ctx, "create", "-u", dataset)
+	return wrapCmd(err, "zfs create -u %s", dataset)
 }
 
 // Rollback rolls a dataset back to snapshot: `zfs rollback [-r] SNAPSHOT`. With
@@ -526,7 +555,9 @@ func (z *ZFS) DestroySnapshot(ctx context.Context, snapshot string) error {
 	}
 }
 
-// SetQuota sets a dataset's quota to bytes: `zfs set quota=BYTES DATASET`.
+// SetQuota sets a dataset's quota to bytes: `zfs set quota=BYTES DATASET`,
+// unless the quota is that already (then a user without the quota
+// permission can run with a quota that root set).
 func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error {
 	if err := ValidateDatasetName(dataset); err != nil {
 		return err
@@ -534,7 +565,15 @@ func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error 
 	if bytes == 0 {
 		return errors.Errorf("set quota of %s: a quota of 0 bytes", dataset)
 	}
-	_, err := z.r.Run(ctx, "set", "quota="+strconv.FormatUint(bytes, 10), dataset)
+	want := strconv.FormatUint(bytes, 10)
+	out, err := z.r.Run(ctx, "get", "-H", "-p", "-o", "value", "quota", dataset)
+	if err != nil {
+		return wrapCmd(err, "zfs get quota %s", dataset)
+	}
+	if strings.TrimSpace(string(out)) == want {
+		return nil
+	}
+	_, err = z.r.Run(ctx, "set", "quota="+want, dataset)
 	return wrapCmd(err, "zfs set quota on %s", dataset)
 }
 

@@ -411,14 +411,20 @@ func TestRecvRefuses(t *testing.T) {
 
 func TestMutations(t *testing.T) {
 	f := fuseFake(t).
+		on("get -H -p -o value quota b/sink", "0\n", nil).
 		on("set quota=1073741824 b/sink", "", nil).
+		on("get -H -p -o value quota b/same", "1073741824\n", nil).
 		on("create -o mountpoint=none b/pool", "", nil).
 		on("rollback b/a@s1", "", nil).
 		on("rollback -r b/a@s1", "", nil).
 		on("destroy b/a@s1", "", nil).
 		on("destroy b/a@gone", "", &CommandError{ExitCode: 1, Stderr: "could not find any snapshots to destroy; check snapshot names."})
 	z := New(f)
+	z.delegated = false
 	if err := z.SetQuota(ctx, "b/sink", 1<<30); err != nil {
+		t.Error(err)
+	}
+	if err := z.SetQuota(ctx, "b/same", 1<<30); err != nil {
 		t.Error(err)
 	}
 	if err := z.CreatePlaceholder(ctx, "b/pool"); err != nil {
@@ -437,7 +443,9 @@ func TestMutations(t *testing.T) {
 		t.Errorf("destroy of a missing snapshot: %v", err)
 	}
 	want := [][]string{
+		{"get", "-H", "-p", "-o", "value", "quota", "b/sink"},
 		{"set", "quota=1073741824", "b/sink"},
+		{"get", "-H", "-p", "-o", "value", "quota", "b/same"},
 		{"create", "-o", "mountpoint=none", "b/pool"},
 		{"rollback", "b/a@s1"},
 		{"rollback", "-r", "b/a@s1"},
@@ -469,6 +477,43 @@ func TestMutations(t *testing.T) {
 	}
 	if n := f.numCalls(); n != 0 {
 		t.Errorf("calls %q", f.calls)
+	}
+}
+
+// TestDelegatedPlaceholder: a user other than root may not set mountpoint,
+// so placeholders are created with -u, inheriting mountpoint=none, and
+// never under a parent that would mount them.
+func TestDelegatedPlaceholder(t *testing.T) {
+	f := openzfsFake(t).
+		on("get -H -o property,value mountpoint b/root", "mountpoint\tnone\n", nil).
+		on("create -u b/root/host", "", nil).
+		on("get -H -o property,value mountpoint b/mounted", "mountpoint\t/b/mounted\n", nil)
+	z := New(f)
+	z.delegated = true
+	if err := z.CreatePlaceholder(ctx, "b/root/host"); err != nil {
+		t.Error(err)
+	}
+	err := z.CreatePlaceholder(ctx, "b/mounted/host")
+	if err == nil || !strings.Contains(err.Error(), "zfs set mountpoint=none b/mounted") {
+		t.Errorf("under a mounted parent: %v", err)
+	}
+	want := [][]string{
+		{"get", "-H", "-o", "property,value", "mountpoint", "b/root"},
+		{"create", "-u", "b/root/host"},
+		{"get", "-H", "-o", "property,value", "mountpoint", "b/mounted"},
+	}
+	if calls := f.callsExceptProbe(); !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls %q", calls)
+	}
+	if features, err := z.Features(ctx); err != nil || !features.Delegated {
+		t.Errorf("Features = %+v, %v; want Delegated", features, err)
+	}
+
+	// zfs-fuse has no create -u (and no zfs allow that works).
+	z = New(fuseFake(t))
+	z.delegated = true
+	if err := z.CreatePlaceholder(ctx, "b/root/host"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("zfs-fuse, delegated: %v", err)
 	}
 }
 

@@ -3,9 +3,26 @@ package testenv
 import (
 	"bytes"
 	"net"
+	"os"
 	"sync"
 	"testing"
 )
+
+// SharedDir returns a new directory that every local user may read and
+// enter (mode 0755, unlike t.TempDir's 0700, under $TMPDIR), for files that
+// processes of another user read: removed when the test ends.
+func SharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "zrep-shared-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatalf("shared directory: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
 
 // SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers,
 // e.g. a process's stderr read while it runs.

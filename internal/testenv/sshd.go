@@ -63,19 +63,28 @@ type SSHD struct {
 // root; tests run as root in CI).
 func StartSSHD(t testing.TB, authorizedKeys string) *SSHD {
 	t.Helper()
-	_, err := os.Stat(SSHDBin)
-	Require(t, RequireSSHDEnv, err == nil, SSHDBin+" is not installed (apt-get install openssh-server)")
-	err = os.MkdirAll(privsepDir, 0o755)
-	Require(t, RequireSSHDEnv, err == nil, fmt.Sprintf("sshd needs %s: %v", privsepDir, err))
 	u, err := user.Current()
 	if err != nil {
 		t.Fatalf("sshd: current user: %v", err)
 	}
+	return StartSSHDAs(t, authorizedKeys, u.Username)
+}
 
-	dir := t.TempDir()
+// StartSSHDAs is StartSSHD for keys of another local user: the sessions
+// run as userName (which needs a login shell; sshd runs the forced command
+// with it). Only root can start such an sshd.
+func StartSSHDAs(t testing.TB, authorizedKeys, userName string) *SSHD {
+	t.Helper()
+	_, err := os.Stat(SSHDBin)
+	Require(t, RequireSSHDEnv, err == nil, SSHDBin+" is not installed (apt-get install openssh-server)")
+	err = os.MkdirAll(privsepDir, 0o755)
+	Require(t, RequireSSHDEnv, err == nil, fmt.Sprintf("sshd needs %s: %v", privsepDir, err))
+
+	// sshd reads authorized_keys as the user.
+	dir := SharedDir(t)
 	hostKey, hostPub := writeKey(t, dir, "ssh_host_ed25519_key")
 	authFile := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authFile, []byte(authorizedKeys), 0o600); err != nil {
+	if err := os.WriteFile(authFile, []byte(authorizedKeys), 0o644); err != nil {
 		t.Fatalf("sshd: %v", err)
 	}
 	s := &SSHD{HostKeyPub: hostPub, Dir: dir}
@@ -83,7 +92,7 @@ func StartSSHD(t testing.TB, authorizedKeys string) *SSHD {
 		s.Port = freePort(t)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 		config := filepath.Join(dir, "sshd_config")
-		writeFile(t, config, sshdConfig(s.Addr, hostKey, authFile, u.Username))
+		writeFile(t, config, sshdConfig(s.Addr, hostKey, authFile, userName))
 		p, err := startSSHD(config, s.Addr)
 		if err == nil {
 			t.Cleanup(func() {

@@ -24,12 +24,17 @@ const testenvPackage = "github.com/zrep/zrep/internal/testenv"
 // guestTestDir is where the test binaries and their testdata go in the guest.
 const guestTestDir = "/root/zrep-test"
 
+// guestTestUser is the user other than root that the integration tests
+// run zrep as, with only the permissions `zfs allow` gives it.
+const guestTestUser = "zrep-test"
+
 // guestTestEnv is the environment of the tests in the guest: nothing may
 // skip, and the integration tests use the binary copied in (the guest has
 // no Go toolchain to build one).
 var guestTestEnv = []string{
 	"ZREP_REQUIRE_ZFS=1", "ZREP_REQUIRE_SSHD=1",
 	"ZREP_TEST_BINARY=/usr/local/bin/zrep-stdinserver",
+	"ZREP_TEST_USER=" + guestTestUser,
 	"USER=root", "HOME=/root", "TMPDIR=/var/tmp", "LC_ALL=C",
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 }
@@ -122,8 +127,11 @@ func (r *PackageResult) OK() bool {
 // and "FAIL".
 func (vm *VM) RunTests(ctx context.Context, p TestPackage, w io.Writer) (*PackageResult, error) {
 	dir := path.Join(guestTestDir, p.Dir)
-	script := fmt.Sprintf("cd %s && exec env %s ./%s.test -test.v=test2json -test.count=1 -test.timeout=45m -test.skip %s 2>&1",
-		shellQuote(dir), strings.Join(guestTestEnv, " "), p.Name, shellQuote(notInLab))
+	// The password "*" rather than useradd's "!": sshd (without PAM) takes
+	// "!" for a locked account and refuses its keys.
+	script := fmt.Sprintf("{ id -u %[5]s >/dev/null 2>&1 || useradd --system --shell /bin/sh --password '*' %[5]s; } && "+
+		"cd %[1]s && exec env %s ./%s.test -test.v=test2json -test.count=1 -test.timeout=45m -test.skip %s 2>&1",
+		shellQuote(dir), strings.Join(guestTestEnv, " "), p.Name, shellQuote(notInLab), guestTestUser)
 	cmd, err := vm.Command(ctx, script)
 	if err != nil {
 		return nil, err
