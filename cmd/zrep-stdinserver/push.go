@@ -93,7 +93,7 @@ or the session with it failed before anything was planned.`,
 				DryRun:   dryRun,
 				Raw:      raw,
 				Reporter: report.New(out, mode),
-				RPC:      rpcConfig(log),
+				RPC:      client.ConfigFor(c, conn.rpcConfig(log)),
 				Log:      log.Named("push"),
 			})
 			if werr := wait(); werr != nil {
