@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
@@ -71,6 +72,9 @@ type Options struct {
 	Raw bool
 	// RequireRaw accepts only encrypted datasets, raw (a raw_only sink).
 	RequireRaw bool
+	// BandwidthLimit, when not nil, limits the streams of the run (together)
+	// to its rate.
+	BandwidthLimit *bwlimit.Limiter
 	// Reporter receives the run's events; nil discards them.
 	Reporter Reporter
 	Log      *zap.Logger
@@ -441,6 +445,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 		return 0, errors.WithMessage(err, "source")
 	}
 	defer stream.Close()
+	limited := r.o.BandwidthLimit.Reader(ctx, stream)
 	if resp.To.GUID != step.To.GUID {
 		return 0, errors.Errorf("the source sends %s with guid %s, planned %s", step.To.Name, resp.To.GUID, step.To.GUID)
 	}
@@ -453,7 +458,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 			Bytes: n, EstimatedBytes: resp.EstimatedBytes, BytesPerSecond: rate(n, time.Since(start))})
 	})
 	expect := streamPlan(p.Dataset, p.Type, p.Raw, step).Expect()
-	n, err := sendstream.NewReader(stream, expect.Check).WriteTo(pw)
+	n, err := sendstream.NewReader(limited, expect.Check).WriteTo(pw)
 	if err == nil {
 		err = expect.Complete()
 	}

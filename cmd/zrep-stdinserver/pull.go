@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zrep/zrep/client"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/internal/report"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/zfs"
@@ -23,6 +24,7 @@ func newPullCommand(g *globalFlags) *cobra.Command {
 		opts   replication.Options
 		asJSON bool
 		zfsBin string
+		bwRate string
 	)
 	cmd := &cobra.Command{
 		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--raw] [--dry-run] [--json] [--force-rollback]",
@@ -85,6 +87,9 @@ the session with it failed before anything was planned.`,
 			if err := zfs.ValidateDatasetName(opts.Root); err != nil {
 				return withExit(exitUsage, errors.WithMessage(err, "--root"))
 			}
+			if opts.BandwidthLimit, err = bwlimit.Parse(bwRate); err != nil {
+				return withExit(exitUsage, errors.WithMessage(err, "--bwlimit"))
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			src, closeSrc, err := conn.connect(ctx, zfsBin, log)
@@ -126,6 +131,7 @@ the session with it failed before anything was planned.`,
 	f.BoolVar(&opts.Raw, "raw", false, "receive encrypted datasets raw (zfs send -w): this host stores ciphertext and never needs their keys")
 	f.BoolVar(&opts.ForceRollback, "force-rollback", false, "roll back or overwrite targets that diverged from the source (destroys their newer snapshots)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
+	f.StringVar(&bwRate, "bwlimit", "", "limit the streams to `RATE` bytes per second, e.g. 20MiB or 20M (units of 1024)")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the endpoint with --local)")
 	return cmd
 }
