@@ -168,36 +168,36 @@ type runner struct {
 	noCursors bool
 }
 
-// plan lists both sides (one call each) and plans every selected dataset.
-// Datasets asked for that the source does not show come back as results.
+// plan lists both sides (one call each, at the same time) and plans every
+// selected dataset. Datasets asked for that the source does not show come
+// back as results.
 func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
-	var err error
-	if r.features, err = r.dst.Features(ctx); err != nil {
-		return nil, nil, errors.WithMessage(err, "detecting the local zfs")
-	}
+	localDone := make(chan error, 1)
+	var (
+		tree   []zfs.DatasetVersions
+		tokens map[string]string
+	)
+	go func() {
+		var err error
+		tree, tokens, err = r.listLocal(ctx)
+		localDone <- err
+	}()
 	remote, err := r.src.ListFilesystems(ctx, true)
-	if err != nil {
-		return nil, nil, errors.WithMessage(err, "listing the source's datasets")
-	}
-	tree, err := r.dst.ListTree(ctx, r.o.Root)
+	lerr := <-localDone
+	// The errors in the order the listings used to run in: the local zfs,
+	// the source, the target.
+	var fe *featuresError
 	switch {
-	case errors.Is(err, zfs.ErrNotFound):
-		pool, _, _ := strings.Cut(r.o.Root, "/")
-		if exists, err := r.dst.Exists(ctx, pool); err == nil && !exists {
-			return nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", r.o.Root, pool)
-		}
+	case errors.As(lerr, &fe):
+		return nil, nil, fe.err
 	case err != nil:
-		return nil, nil, errors.WithMessagef(err, "listing the target %s", r.o.Root)
+		return nil, nil, errors.WithMessage(err, "listing the source's datasets")
+	case lerr != nil:
+		return nil, nil, lerr
 	}
 	r.local = make(map[string]*zfs.DatasetVersions, len(tree))
 	for i := range tree {
 		r.local[tree[i].Name] = &tree[i]
-	}
-	tokens := map[string]string{}
-	if r.features.ResumeTokens && len(tree) > 0 {
-		if tokens, err = r.dst.ResumeTokens(ctx, r.o.Root); err != nil {
-			return nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", r.o.Root)
-		}
 	}
 	remote, early := checkListing(remote)
 	selected, missing := selectDatasets(remote, r.o.Datasets)
@@ -224,6 +224,38 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	}
 	return plans, early, nil
 }
+
+// listLocal detects the local zfs and lists the target tree under Root
+// (none if Root does not exist yet) and its resume tokens.
+func (r *runner) listLocal(ctx context.Context) ([]zfs.DatasetVersions, map[string]string, error) {
+	var err error
+	if r.features, err = r.dst.Features(ctx); err != nil {
+		return nil, nil, &featuresError{errors.WithMessage(err, "detecting the local zfs")}
+	}
+	tree, err := r.dst.ListTree(ctx, r.o.Root)
+	switch {
+	case errors.Is(err, zfs.ErrNotFound):
+		pool, _, _ := strings.Cut(r.o.Root, "/")
+		if exists, err := r.dst.Exists(ctx, pool); err == nil && !exists {
+			return nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", r.o.Root, pool)
+		}
+	case err != nil:
+		return nil, nil, errors.WithMessagef(err, "listing the target %s", r.o.Root)
+	}
+	tokens := map[string]string{}
+	if r.features.ResumeTokens && len(tree) > 0 {
+		if tokens, err = r.dst.ResumeTokens(ctx, r.o.Root); err != nil {
+			return nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", r.o.Root)
+		}
+	}
+	return tree, tokens, nil
+}
+
+// featuresError is a failure to detect the local zfs, which plan reports
+// before any other.
+type featuresError struct{ err error }
+
+func (e *featuresError) Error() string { return e.err.Error() }
 
 func (r *runner) targetName(dataset string) string { return r.o.Root + "/" + dataset }
 
