@@ -67,6 +67,15 @@ raw. Streams use zfs send -L -e -c where both sides have them.
 
 ` + connHelp + `
 
+A source that stops answering is given up on: a session that receives nothing
+for 15 s sends a PING, and one that then receives nothing for 60 s more ends
+(ssh's ServerAliveInterval=15 and ServerAliveCountMax=4 end a dead connection
+after about a minute too); the dataset in transit fails saying so, and ssh is
+ended 3 s later. A slow login is no failure: the protocol's 30 s handshake
+clock starts at the source's first byte, and ssh's ConnectTimeout=30 and the
+source's LoginGraceTime bound the connection and the login.
+--bwlimit RATE limits the streams (together) to RATE bytes per second.
+
 Output: a progress bar per transfer on a terminal, a line per step otherwise,
 one JSON event per line with --json (types: plan, step_start, progress,
 step_done, error, dataset_done, summary). Logs go to stderr.
