@@ -438,7 +438,11 @@ func (r *runner) ensureParents(ctx context.Context, target string) error {
 		case !exists:
 			r.log.Info("creating placeholder", zap.String("dataset", ds))
 			if err := r.dst.CreatePlaceholder(ctx, ds); err != nil {
-				return errors.WithMessagef(err, "creating the parent %s", ds)
+				// Another run (a pull from another source under the same
+				// parents) may have created it in the meantime.
+				if exists, xerr := r.dst.Exists(ctx, ds); xerr != nil || !exists {
+					return errors.WithMessagef(err, "creating the parent %s", ds)
+				}
 			}
 		}
 		r.created[ds] = true

@@ -260,8 +260,10 @@ type fakeTarget struct {
 	encrypted map[string]bool   // target dataset -> listed as encrypted
 	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop      map[string]bool   // received snapshot (full name) not recorded
-	calls     []string
-	recvs     []*fakeRecv
+	// raced: placeholders another run creates just before this one does
+	raced map[string]bool
+	calls []string
+	recvs []*fakeRecv
 }
 
 // newFakeTarget makes a target holding the given datasets with their
@@ -331,6 +333,9 @@ func (t *fakeTarget) CreatePlaceholder(ctx context.Context, dataset string) erro
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.record("CreatePlaceholder %s", dataset)
+	if t.raced[dataset] {
+		t.ds[dataset] = &fakeDataset{mountpoint: "none"}
+	}
 	if t.ds[dataset] != nil {
 		return fmt.Errorf("fake zfs: %s already exists", dataset)
 	}
@@ -1436,4 +1441,20 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	c.now = c.now.Add(d)
 	c.slept += d
 	return ctx.Err()
+}
+
+// Two pulls under the same new parents race to create them: the one that
+// loses finds the parent there and goes on (found under load: 20 pulls at
+// once under one new parent).
+func TestRunPlaceholderCreatedByAnotherRun(t *testing.T) {
+	src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
+	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil})
+	dst.raced = map[string]bool{runRoot: true}
+	sum, err := Run(context.Background(), src, dst, Options{Root: runRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := sum.Results[0]; r.Outcome != OutcomeReplicated {
+		t.Fatalf("outcome %s: %s", r.Outcome, r.Error)
+	}
 }
