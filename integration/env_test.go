@@ -131,18 +131,20 @@ type embeddedSSHD struct {
 	sshOptions []string
 	log        string
 	hostKey    string
+	pid        int
 }
 
 // startEmbedded runs `zrep-stdinserver sshd` on a free port until the test ends.
-func startEmbedded(t *testing.T, dir, authorizedKeys string) *embeddedSSHD {
+func startEmbedded(t *testing.T, dir, authorizedKeys string, extra ...string) *embeddedSSHD {
 	t.Helper()
 	port := freePort(t)
 	e := &embeddedSSHD{port: port, log: filepath.Join(dir, fmt.Sprintf("embedded-sshd-%d.log", port)), hostKey: filepath.Join(dir, fmt.Sprintf("host_key_%d", port))}
-	cmd := exec.Command(binary, "sshd", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--host-key", e.hostKey,
-		"--generate-host-key", "--authorized-keys", authorizedKeys, "--log-file", e.log, "--log-level", "debug")
+	cmd := exec.Command(binary, append([]string{"sshd", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--host-key", e.hostKey,
+		"--generate-host-key", "--authorized-keys", authorizedKeys, "--log-file", e.log, "--log-level", "debug"}, extra...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	e.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
