@@ -75,6 +75,10 @@ type Options struct {
 	// BandwidthLimit, when not nil, limits the streams of the run (together)
 	// to its rate.
 	BandwidthLimit *bwlimit.Limiter
+	// TargetListing, when not nil, is the listing of the run's target
+	// started ahead with ListTarget (of Root; for another root the run
+	// lists anew).
+	TargetListing *TargetListing
 	// Reporter receives the run's events; nil discards them.
 	Reporter Reporter
 	Log      *zap.Logger
@@ -172,18 +176,14 @@ type runner struct {
 // selected dataset. Datasets asked for that the source does not show come
 // back as results.
 func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
-	localDone := make(chan error, 1)
-	var (
-		tree   []zfs.DatasetVersions
-		tokens map[string]string
-	)
-	go func() {
-		var err error
-		tree, tokens, err = r.listLocal(ctx)
-		localDone <- err
-	}()
+	local := r.o.TargetListing
+	if local == nil || local.root != r.o.Root {
+		local = ListTarget(ctx, r.dst, r.o.Root)
+	}
 	remote, err := r.src.ListFilesystems(ctx, true)
-	lerr := <-localDone
+	<-local.done
+	r.features = local.features
+	tree, tokens, lerr := local.tree, local.tokens, local.err
 	// The errors in the order the listings used to run in: the local zfs,
 	// the source, the target.
 	var fe *featuresError
@@ -225,30 +225,53 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	return plans, early, nil
 }
 
-// listLocal detects the local zfs and lists the target tree under Root
-// (none if Root does not exist yet) and its resume tokens.
-func (r *runner) listLocal(ctx context.Context) ([]zfs.DatasetVersions, map[string]string, error) {
-	var err error
-	if r.features, err = r.dst.Features(ctx); err != nil {
-		return nil, nil, &featuresError{errors.WithMessage(err, "detecting the local zfs")}
+// TargetListing is the target's side of a run's plan: the local zfs's
+// features, the tree under the root and its resume tokens.
+type TargetListing struct {
+	root     string
+	done     chan struct{}
+	features zfs.Features
+	tree     []zfs.DatasetVersions
+	tokens   map[string]string
+	err      error
+}
+
+// ListTarget starts listing dst under root, in the background. A puller
+// starts it before it connects to the source, so that its own listing runs
+// while ssh logs in, and passes it to Run in Options.TargetListing.
+func ListTarget(ctx context.Context, dst Target, root string) *TargetListing {
+	l := &TargetListing{root: root, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.features, l.tree, l.tokens, l.err = listTarget(ctx, dst, root)
+	}()
+	return l
+}
+
+// listTarget detects the local zfs and lists the target tree under root
+// (none if root does not exist yet) and its resume tokens.
+func listTarget(ctx context.Context, dst Target, root string) (zfs.Features, []zfs.DatasetVersions, map[string]string, error) {
+	f, err := dst.Features(ctx)
+	if err != nil {
+		return f, nil, nil, &featuresError{errors.WithMessage(err, "detecting the local zfs")}
 	}
-	tree, err := r.dst.ListTree(ctx, r.o.Root)
+	tree, err := dst.ListTree(ctx, root)
 	switch {
 	case errors.Is(err, zfs.ErrNotFound):
-		pool, _, _ := strings.Cut(r.o.Root, "/")
-		if exists, err := r.dst.Exists(ctx, pool); err == nil && !exists {
-			return nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", r.o.Root, pool)
+		pool, _, _ := strings.Cut(root, "/")
+		if exists, err := dst.Exists(ctx, pool); err == nil && !exists {
+			return f, nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", root, pool)
 		}
 	case err != nil:
-		return nil, nil, errors.WithMessagef(err, "listing the target %s", r.o.Root)
+		return f, nil, nil, errors.WithMessagef(err, "listing the target %s", root)
 	}
 	tokens := map[string]string{}
-	if r.features.ResumeTokens && len(tree) > 0 {
-		if tokens, err = r.dst.ResumeTokens(ctx, r.o.Root); err != nil {
-			return nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", r.o.Root)
+	if f.ResumeTokens && len(tree) > 0 {
+		if tokens, err = dst.ResumeTokens(ctx, root); err != nil {
+			return f, nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", root)
 		}
 	}
-	return tree, tokens, nil
+	return f, tree, tokens, nil
 }
 
 // featuresError is a failure to detect the local zfs, which plan reports

@@ -1458,3 +1458,28 @@ func TestRunPlaceholderCreatedByAnotherRun(t *testing.T) {
 		t.Fatalf("outcome %s: %s", r.Outcome, r.Error)
 	}
 }
+
+// A listing of the target started ahead (while ssh connects) is used, not
+// made again; one of another root is not.
+func TestRunTargetListedAhead(t *testing.T) {
+	for _, root := range []string{runRoot, "backup/other"} {
+		src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
+		dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil,
+			runRoot + "/tank/a": {tsnap(runRoot+"/tank/a", "s1", 11, 5)}})
+		ahead := ListTarget(context.Background(), dst, root)
+		sum, err := Run(context.Background(), src, dst, Options{Root: runRoot, TargetListing: ahead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sum.Results[0]; r.Outcome != OutcomeUpToDate {
+			t.Errorf("listed ahead under %s: outcome %s %s", root, r.Outcome, r.Error)
+		}
+		want := 1
+		if root != runRoot {
+			want = 2
+		}
+		if got := len(dst.callsTo("ListTree")); got != want {
+			t.Errorf("listed ahead under %s: %d listings, want %d", root, got, want)
+		}
+	}
+}

@@ -101,6 +101,9 @@ the session with it failed before anything was planned.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// The local listing runs while ssh connects and logs in.
+			dst := zfs.New(&zfs.CLI{Bin: zfsBin})
+			opts.TargetListing = replication.ListTarget(ctx, dst, opts.Root)
 			src, closeSrc, err := conn.connect(ctx, zfsBin, log)
 			if err != nil {
 				return err
@@ -115,7 +118,7 @@ the session with it failed before anything was planned.`,
 			}
 			opts.Reporter = report.New(out, mode)
 			opts.Log = log.Named("replication")
-			sum, err := replication.Run(ctx, src, zfs.New(&zfs.CLI{Bin: zfsBin}), opts)
+			sum, err := replication.Run(ctx, src, dst, opts)
 			cerr := closeSrc()
 			if err != nil {
 				if client.IsSessionError(err) {
