@@ -74,7 +74,7 @@ func (c *conn) handshakeClock(done <-chan struct{}) {
 			t.Stop()
 			since = " of its first byte"
 		case <-t.C:
-			c.fail(errors.Wrapf(ErrHandshake, "nothing from the peer within %s (the connection or the login did not complete)", first))
+			c.fail(errors.Wrapf(ErrHandshake, "nothing from the peer within %s (the transport did not come up)", first))
 			return
 		}
 	}
