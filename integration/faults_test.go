@@ -28,6 +28,7 @@ type faultWorld struct {
 	sshd     *testenv.SSHD
 	flags    []string // --ssh... for pull
 	serveLog string
+	tmp      string // TMPDIR of serve (and of the soak's pulls)
 }
 
 // newFaultWorld makes the pools (sizes in MiB) and starts sshd. serveZFS,
@@ -45,7 +46,13 @@ func newFaultWorld(t *testing.T, srcMiB, dstMiB int, serveZFS string) *faultWorl
 		zfsBin = wrapZFS(t, w.dir, "serve-zfs", strings.ReplaceAll(serveZFS, "DIR", w.dir))
 	}
 	w.serveLog = filepath.Join(w.dir, "serve.log")
-	serve := fmt.Sprintf("%s serve --policy %s --identity %s --zfs-bin %s --log-file %s --log-level debug", binary, policy, identity, zfsBin, w.serveLog)
+	// Temporary files of serve and its zfs go to the world's own directory,
+	// where the soak counts them.
+	w.tmp = filepath.Join(w.dir, "tmp")
+	if err := os.Mkdir(w.tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	serve := fmt.Sprintf("env TMPDIR=%s %s serve --policy %s --identity %s --zfs-bin %s --log-file %s --log-level debug", w.tmp, binary, policy, identity, zfsBin, w.serveLog)
 	key, pub := testenv.NewClientKey(t, w.dir)
 	w.sshd = testenv.StartSSHD(t, fmt.Sprintf("restrict,command=%q %s\n", serve, pub))
 	w.flags = sshFlags(currentUser(t)+"@127.0.0.1", w.sshd.Port, key, w.sshd.SSHOptions())

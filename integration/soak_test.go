@@ -57,6 +57,7 @@ func TestSoak(t *testing.T) {
 		testenv.Run(t, "zfs", "snapshot", fmt.Sprintf("%s@s%d", ds, run))
 
 		cmd := exec.Command(binary, args("pull", w.flags, "--root", w.root(), "--bwlimit", "40MiB")...)
+		cmd.Env = append(os.Environ(), "TMPDIR="+w.tmp)
 		var out testenv.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -147,7 +148,7 @@ func longLived(t *testing.T, w *faultWorld) map[string]int {
 		switch {
 		case strings.HasPrefix(cmdline, "zfs-fuse"):
 			out["zfs-fuse"] = pid
-		case strings.HasPrefix(cmdline, testenv.SSHDBin+" -D") && strings.Contains(cmdline, w.sshd.Dir):
+		case strings.Contains(cmdline, testenv.SSHDBin+" -D") && strings.Contains(cmdline, w.sshd.Dir) && !strings.Contains(cmdline, "["+"priv]"):
 			out["sshd"] = pid
 		}
 	}
@@ -159,9 +160,14 @@ func longLived(t *testing.T, w *faultWorld) map[string]int {
 
 // census counts what a run could leave behind.
 type census struct {
-	fds       map[string]int // open descriptors of the long-lived processes
-	processes int            // processes mentioning the world
-	temp      []string       // zrep's files in the temporary directory and the world's directory
+	// fds are the open descriptors of the long-lived processes that refer
+	// to this world (its pools' files and mountpoints, its directory);
+	// sshd's are all counted.
+	fds map[string]int
+	// processes mentioning the world
+	processes int
+	// temp are the files in the TMPDIR of the pulls and serves.
+	temp []string
 }
 
 func (c census) String() string {
@@ -171,25 +177,28 @@ func (c census) String() string {
 func takeCensus(t *testing.T, w *faultWorld, daemons map[string]int) census {
 	t.Helper()
 	c := census{fds: map[string]int{}}
+	ours := []string{filepath.Dir(w.src.Mountpoint), filepath.Dir(w.dst.Mountpoint), w.dir}
 	for name, pid := range daemons {
-		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		fds, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		c.fds[name] = len(fds)
+		for _, fd := range fds {
+			target, _ := os.Readlink(filepath.Join(dir, fd.Name()))
+			mine := name == "sshd"
+			for _, o := range ours {
+				mine = mine || strings.HasPrefix(target, o)
+			}
+			if mine {
+				c.fds[name]++
+			}
+		}
 	}
 	c.processes = len(processesMentioning(w.src.Name, w.dst.Name, w.dir))
-	tmp, _ := os.ReadDir(os.TempDir())
+	tmp, _ := os.ReadDir(w.tmp)
 	for _, e := range tmp {
-		if strings.Contains(strings.ToLower(e.Name()), "zrep") && !strings.HasPrefix(e.Name(), "zrep-integration-") {
-			c.temp = append(c.temp, e.Name())
-		}
-	}
-	own, _ := os.ReadDir(w.dir)
-	for _, e := range own {
-		if e.Name() != "serve.log" && !strings.HasPrefix(e.Name(), "id_ed25519") && e.Name() != "policy.yaml" {
-			c.temp = append(c.temp, filepath.Join(filepath.Base(w.dir), e.Name()))
-		}
+		c.temp = append(c.temp, e.Name())
 	}
 	return c
 }
