@@ -19,7 +19,9 @@ build:
 
 # What CI runs (through .ci/run): formatting, vet, and every test with the
 # race detector. Integration tests skip without zfs-fuse or sshd unless
-# ZREP_REQUIRE_ZFS=1 / ZREP_REQUIRE_SSHD=1, which .ci/run sets.
+# ZREP_REQUIRE_ZFS=1 / ZREP_REQUIRE_SSHD=1, and the promtool and
+# systemd-analyze checks without those tools unless ZREP_REQUIRE_TOOLS=1;
+# .ci/run sets all three.
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 

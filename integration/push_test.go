@@ -230,8 +230,7 @@ func TestPushConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := exec.Command(binary, args("push", ends["laptop1"], "--dataset", w.src.Name+"/vm", "--zfs-bin", slow)...)
-	// Read while the command runs: a buffer safe for that (a
-	// strings.Builder here was a data race, seen under load).
+	// Read while the process writes it: a SyncBuffer, not a strings.Builder.
 	var firstOut testenv.SyncBuffer
 	first.Stdout, first.Stderr = &firstOut, &firstOut
 	if err := first.Start(); err != nil {

@@ -55,15 +55,20 @@ type Decision struct {
 	invalid bool // the name was not a valid dataset name
 }
 
-// String explains d, e.g. `allowed by "tank/data<": true (line 4)`,
+// String explains d, e.g. `allowed by "tank/data<": true (line 4)`
+// (a decision by the bare "<" says that it matches everything),
 // `denied by default: no rule matches`, or, for a name that is not a
 // dataset name, `denied: not a valid dataset name`.
 func (d Decision) String() string {
+	all := ""
+	if d.Rule != nil && d.Rule.Subtree && d.Rule.Pattern == "" {
+		all = ` (the bare "<" matches every dataset of every pool)`
+	}
 	switch {
 	case d.Rule != nil && d.Allowed:
-		return "allowed by " + d.Rule.String()
+		return "allowed by " + d.Rule.String() + all
 	case d.Rule != nil:
-		return "denied by " + d.Rule.String()
+		return "denied by " + d.Rule.String() + all
 	case d.invalid:
 		return "denied: not a valid dataset name"
 	default:
@@ -87,14 +92,18 @@ func (f *Filter) Decide(dataset string) Decision {
 	if r, ok := f.exact[dataset]; ok {
 		return Decision{Allowed: r.Allow, Rule: r}
 	}
-	// The deepest subtree pattern that is dataset or one of its ancestors.
+	// The deepest subtree pattern that is dataset or one of its ancestors;
+	// last the bare "<" (Pattern ""), the subtree of every pool.
 	for name := dataset; ; {
 		if r, ok := f.subtree[name]; ok {
 			return Decision{Allowed: r.Allow, Rule: r}
 		}
+		if name == "" {
+			return Decision{}
+		}
 		i := strings.LastIndexByte(name, '/')
 		if i < 0 {
-			return Decision{}
+			i = 0
 		}
 		name = name[:i]
 	}
@@ -109,8 +118,12 @@ func (f *Filter) Allows(dataset string) bool {
 // lies: the patterns of the allowing rules, leaving out those below another
 // allowing pattern, sorted. Listing each root recursively finds every
 // allowed dataset (and some denied ones, which Decide then drops), without
-// walking pools the identity cannot see.
+// walking pools the identity cannot see. An allowing bare "<" makes the
+// only root "", which stands for all pools.
 func (f *Filter) Roots() []string {
+	if r := f.subtree[""]; r != nil && r.Allow {
+		return []string{""}
+	}
 	var allowed []string
 	for _, rules := range []map[string]*Rule{f.exact, f.subtree} {
 		for p, r := range rules {

@@ -200,6 +200,79 @@ func TestFilterRoots(t *testing.T) {
 	}
 }
 
+// zrepl's documentation on filesystem filters
+// (https://zrepl.github.io/configuration/filter_syntax.html) gives two
+// examples: full access with the bare "<", and three rules with a table of
+// which rule decides which dataset. The policy reads zrepl's syntax and
+// must decide those examples as zrepl documents them.
+func TestZreplFilterExamples(t *testing.T) {
+	full := mustParse(t, "identities:\n  id:\n    datasets: {\n      \"<\": true,\n    }\n")
+	flt, err := full.Filter("id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ds := range []string{"tank", "tank/a/b", "zroot", "pool 2/x"} {
+		d := flt.Decide(ds)
+		if want := `allowed by "<": true (line 4) (the bare "<" matches every dataset of every pool)`; !d.Allowed || d.String() != want {
+			t.Errorf("full access: Decide(%q) = %q, want %q", ds, d, want)
+		}
+	}
+	if got := flt.Roots(); len(got) != 1 || got[0] != "" {
+		t.Errorf("full access: Roots() = %q, want [\"\"] (all pools)", got)
+	}
+	if d := flt.Decide("tank@snap"); d.Allowed {
+		t.Errorf("full access allowed a snapshot name: %v", d)
+	}
+
+	fine := mustParse(t, `identities:
+  id:
+    datasets: {
+      "tank<": true,
+      "tank/foo<": false,
+      "tank/foo/bar": true,
+    }
+`)
+	flt, err = fine.Filter("id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// zrepl's table: path, the rule that applies (0: none), the result.
+	for _, tt := range []struct {
+		path    string
+		rule    int
+		allowed bool
+	}{
+		{"tank/foo/bar/loo", 2, false},
+		{"tank/bar", 1, true},
+		{"tank/foo/bar", 3, true},
+		{"zroot", 0, false},
+		{"tank/var/log", 1, true},
+	} {
+		d := flt.Decide(tt.path)
+		rule := 0
+		if d.Rule != nil {
+			rule = d.Rule.Line - 3 // rule 1 is on line 4
+		}
+		if d.Allowed != tt.allowed || rule != tt.rule {
+			t.Errorf("Decide(%q) = %v (rule %d); zrepl documents rule %d, %t", tt.path, d, rule, tt.rule, tt.allowed)
+		}
+	}
+
+	// "<" is the least specific key: every other rule beats it.
+	mixed := mustParse(t, "identities:\n  id:\n    datasets:\n      \"<\": true\n      \"tank/private<\": false\n      \"tank/private/ok\": true\n")
+	flt, _ = mixed.Filter("id")
+	for ds, want := range map[string]bool{"tank": true, "tank/private": false, "tank/private/x": false, "tank/private/ok": true, "other": true} {
+		if got := flt.Allows(ds); got != want {
+			t.Errorf("mixed: Allows(%q) = %t, want %t", ds, got, want)
+		}
+	}
+	denyAll := mustParse(t, "identities:\n  id:\n    datasets:\n      \"<\": false\n      \"tank/a\": true\n")
+	flt, _ = denyAll.Filter("id")
+	if got := flt.Roots(); strings.Join(got, "|") != "tank/a" {
+		t.Errorf(`"<": false: Roots() = %q, want [tank/a]`, got)
+	}
+}
+
 func TestAllow(t *testing.T) {
 	f, err := Allow([]string{"tank/home<", "tank/vm"})
 	if err != nil {

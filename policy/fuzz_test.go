@@ -41,8 +41,12 @@ func FuzzParse(f *testing.F) {
 				if d := check(t, flt, name); d.Rule != r && d.Rule != flt.exact[name] {
 					t.Fatalf("Decide(%q) = %v; want %v", name, d, r)
 				}
-				if d := check(t, flt, name+"/zz"); d.Rule == nil {
-					t.Fatalf("Decide(%q) matched nothing below %v", name+"/zz", r)
+				below := name + "/zz"
+				if name == "" { // the bare "<": every pool
+					below = "zz"
+				}
+				if d := check(t, flt, below); d.Rule == nil {
+					t.Fatalf("Decide(%q) matched nothing below %v", below, r)
 				}
 			}
 		}

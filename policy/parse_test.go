@@ -63,7 +63,7 @@ var parseErrorTests = []struct {
 
 	// Invalid patterns.
 	{"empty pattern", ds(`"": true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "": empty name`},
-	{"only <", ds(`"<": true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "<": empty name`},
+	{"only <<", ds(`"<<": true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "<<": '<' is only allowed at the end`},
 	{"leading slash", ds(`/tank<: true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "/tank<": leading '/'`},
 	{"trailing slash", ds(`tank/: true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "tank/": trailing '/'`},
 	{"trailing slash subtree", ds(`tank/<: true`), `policy.yaml:4: identity "backup1": invalid dataset pattern "tank/<": trailing '/'`},

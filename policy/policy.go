@@ -25,7 +25,8 @@
 //
 // A key ending in '<' matches the dataset and every dataset below it
 // (tank/data< matches tank/data/b but not tank/database); a key without
-// '<' matches exactly one dataset. The most specific matching key wins:
+// '<' matches exactly one dataset. The bare key "<" matches every dataset
+// of every pool. The most specific matching key wins:
 // an exact key beats a subtree key, and among subtree keys the deepest
 // wins. A dataset no key matches is denied.
 //

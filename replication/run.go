@@ -461,9 +461,9 @@ func (r *runner) ensureParents(ctx context.Context, target string) error {
 		case !exists:
 			r.log.Info("creating placeholder", zap.String("dataset", ds))
 			if err := r.dst.CreatePlaceholder(ctx, ds); err != nil {
-				// Another run (a pull from another source under the same
-				// parents) may have created it in the meantime.
-				if exists, xerr := r.dst.Exists(ctx, ds); xerr != nil || !exists {
+				// Another pull (pull --config runs sources at once) may
+				// have created it since: then it is there all the same.
+				if again, eerr := r.dst.Exists(ctx, ds); eerr != nil || !again {
 					return errors.WithMessagef(err, "creating the parent %s", ds)
 				}
 			}

@@ -260,10 +260,8 @@ type fakeTarget struct {
 	encrypted map[string]bool   // target dataset -> listed as encrypted
 	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop      map[string]bool   // received snapshot (full name) not recorded
-	// raced: placeholders another run creates just before this one does
-	raced map[string]bool
-	calls []string
-	recvs []*fakeRecv
+	calls     []string
+	recvs     []*fakeRecv
 }
 
 // newFakeTarget makes a target holding the given datasets with their
@@ -333,9 +331,6 @@ func (t *fakeTarget) CreatePlaceholder(ctx context.Context, dataset string) erro
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.record("CreatePlaceholder %s", dataset)
-	if t.raced[dataset] {
-		t.ds[dataset] = &fakeDataset{mountpoint: "none"}
-	}
 	if t.ds[dataset] != nil {
 		return fmt.Errorf("fake zfs: %s already exists", dataset)
 	}
@@ -1443,22 +1438,6 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-// Two pulls under the same new parents race to create them: the one that
-// loses finds the parent there and goes on (found under load: 20 pulls at
-// once under one new parent).
-func TestRunPlaceholderCreatedByAnotherRun(t *testing.T) {
-	src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
-	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil})
-	dst.raced = map[string]bool{runRoot: true}
-	sum, err := Run(context.Background(), src, dst, Options{Root: runRoot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := sum.Results[0]; r.Outcome != OutcomeReplicated {
-		t.Fatalf("outcome %s: %s", r.Outcome, r.Error)
-	}
-}
-
 // A listing of the target started ahead (while ssh connects) is used, not
 // made again; one of another root is not.
 func TestRunTargetListedAhead(t *testing.T) {
@@ -1474,6 +1453,7 @@ func TestRunTargetListedAhead(t *testing.T) {
 		if r := sum.Results[0]; r.Outcome != OutcomeUpToDate {
 			t.Errorf("listed ahead under %s: outcome %s %s", root, r.Outcome, r.Error)
 		}
+		<-ahead.done // a listing of another root is not waited for by Run
 		want := 1
 		if root != runRoot {
 			want = 2
@@ -1481,5 +1461,39 @@ func TestRunTargetListedAhead(t *testing.T) {
 		if got := len(dst.callsTo("ListTree")); got != want {
 			t.Errorf("listed ahead under %s: %d listings, want %d", root, got, want)
 		}
+	}
+}
+
+// racingTarget is a fakeTarget where another pull (pull --config runs
+// sources at once) creates the parent race between the check and the
+// create.
+type racingTarget struct {
+	*fakeTarget
+	parent string
+	raced  bool
+}
+
+func (r *racingTarget) Exists(ctx context.Context, name string) (bool, error) {
+	ok, err := r.fakeTarget.Exists(ctx, name)
+	if name == r.parent && !ok && !r.raced {
+		r.raced = true
+		r.mu.Lock()
+		r.ds[name] = &fakeDataset{mountpoint: "none"}
+		r.mu.Unlock()
+	}
+	return ok, err
+}
+
+// A parent created by someone else between the check and the create is
+// there: the child is received all the same.
+func TestRunParentCreatedConcurrently(t *testing.T) {
+	src := newFakeSource(fsys("tank", snap("tank", "s1", 1, 10)))
+	dst := &racingTarget{fakeTarget: newFakeTarget(map[string][]zfs.Version{"backup": nil}), parent: "backup/host1"}
+	sum, err := Run(context.Background(), src, dst, Options{Root: "backup/host1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dst.raced || sum.Failed != 0 || sum.Results[0].Outcome != OutcomeReplicated {
+		t.Errorf("raced %t, results %+v", dst.raced, sum.Results)
 	}
 }

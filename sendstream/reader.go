@@ -179,39 +179,32 @@ func (r *Reader) finish() error {
 // fill reads from the source into the free end of the buffer, first making
 // room for r.need bytes after r.checked.
 func (r *Reader) fill() {
-	if r.start == r.end { // nothing held: start over at the front
-		r.base += int64(r.start)
-		r.start, r.checked, r.ready, r.end = 0, 0, 0, 0
-	}
-	if len(r.buf)-r.checked < r.need || len(r.buf)-r.end < RecordSize {
-		held := r.end - r.start
-		if want := max(r.checked-r.start+r.need, held+RecordSize); want > len(r.buf) {
-			grown := make([]byte, max(want, held))
-			copy(grown, r.buf[r.start:r.end])
-			r.buf = grown
-		} else {
-			copy(r.buf, r.buf[r.start:r.end])
+	if r.start == r.end || len(r.buf)-r.checked < r.need || len(r.buf)-r.end < RecordSize {
+		buf := r.buf
+		if want := max(r.checked-r.start+r.need, r.end-r.start+RecordSize); want > len(buf) {
+			buf = make([]byte, want)
 		}
-		r.base += int64(r.start)
-		r.checked -= r.start
-		r.ready -= r.start
-		r.end = held
-		r.start = 0
+		r.moveTo(buf)
 	}
 	n, err := r.src.Read(r.buf[r.end:])
 	if r.end += n; r.end == len(r.buf) && len(r.buf) < bufferSize {
-		grown := make([]byte, 2*len(r.buf))
-		copy(grown, r.buf[r.start:r.end])
-		r.base += int64(r.start)
-		r.checked -= r.start
-		r.ready -= r.start
-		r.end -= r.start
-		r.start = 0
-		r.buf = grown
+		r.moveTo(make([]byte, 2*len(r.buf)))
 	}
 	if err != nil {
 		r.srcErr = err
 	}
+}
+
+// moveTo moves the bytes held, buf[start:end], to the front of buf, which
+// is the Reader's buffer or a larger one that replaces it.
+func (r *Reader) moveTo(buf []byte) {
+	copy(buf, r.buf[r.start:r.end])
+	r.base += int64(r.start)
+	r.checked -= r.start
+	r.ready -= r.start
+	r.end -= r.start
+	r.start = 0
+	r.buf = buf
 }
 
 // advance parses records in buf[checked:end] and moves checked past every

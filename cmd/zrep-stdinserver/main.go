@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"golang.org/x/term"
 
 	"github.com/zrep/zrep/internal/logging"
 )
@@ -79,8 +80,11 @@ type globalFlags struct {
 	logJSON  bool
 }
 
+// logger builds the logger: on a terminal, plain lines that read like the
+// command's own output; else zap's console lines, or JSON with --log-json.
 func (g *globalFlags) logger() (*zap.Logger, error) {
-	log, err := logging.New(logging.Options{Level: g.logLevel, File: g.logFile, JSON: g.logJSON})
+	tty := term.IsTerminal(int(os.Stderr.Fd()))
+	log, err := logging.New(logging.Options{Level: g.logLevel, File: g.logFile, JSON: g.logJSON, Human: tty, Terminal: tty})
 	return log, withExit(exitUsage, err)
 }
 
@@ -97,7 +101,9 @@ the backup host's key (see authorized_keys.example): the key can then list and
 backup host, "zrep-stdinserver pull" connects with the system ssh, plans full
 or incremental transfers by snapshot guid, and receives them with "zfs recv".
 
-Logs go to stderr (or --log-file), never to stdout.`,
+Logs go to stderr (or --log-file), never to stdout: on a terminal as plain
+lines like the command's own ("warning: ...: key=value"), else as time-stamped
+lines, or one JSON object per line with --log-json.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -116,6 +122,8 @@ Logs go to stderr (or --log-file), never to stdout.`,
 		newPolicyCommand(),
 		newLsCommand(g),
 		newPullCommand(g),
+		newStatusCommand(g),
+		newDoctorCommand(g),
 		newPushCommand(g),
 	)
 	return root

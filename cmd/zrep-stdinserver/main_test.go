@@ -58,7 +58,7 @@ func asSilent(err error, target *silentExit) bool {
 // The help of every subcommand is part of the interface: it is pinned by
 // golden files (go test -update rewrites them after an intended change).
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"push"}, {"ls"}, {"policy", "check"}, {"version"}} {
+	for _, cmd := range [][]string{{}, {"serve"}, {"sshd"}, {"pull"}, {"push"}, {"ls"}, {"policy", "check"}, {"version"}, {"status"}, {"doctor"}} {
 		name := strings.Join(append([]string{"help"}, cmd...), "-") + ".golden"
 		t.Run(name, func(t *testing.T) {
 			out, code := runCapture(t, append(cmd, "--help")...)
@@ -90,8 +90,31 @@ func TestUsageErrorsExit2(t *testing.T) {
 	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"tank<\": true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	config := filepath.Join(t.TempDir(), "pull.yaml")
+	if err := os.WriteFile(config, []byte("sources:\n  a: {ssh: h, root: bk/a}\n  r: {ssh: h, root: bk/r, raw: true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badConfig, []byte("sources:\n  a: {ssh: h, root: bk/a, rooot: x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"pull", "--bogus"},
+		{"pull", "--config", badConfig},                          // unknown key
+		{"pull", "--config", filepath.Join(t.TempDir(), "none")}, // missing file
+		{"pull", "--config", config, "--source", "nosuch"},       // unknown source
+		{"pull", "--config", config, "--root", "bk/x"},           // single-source flag
+		{"pull", "--config", config, "--ssh", "h"},
+		{"pull", "--config", config, "--jobs", "-1"},
+		{"pull", "--root", "bk/x", "--ssh", "h", "--jobs", "2"}, // config-only flag
+		{"pull", "--root", "bk/x", "--ssh", "h", "--source", "a"},
+		{"pull", "--root", "bk/x", "--ssh", "h", "--state-dir", "/tmp"},
+		{"doctor", "--source", "a", "--policy", policyFile},
+		{"doctor", "--config", config, "--source", "nosuch"},
+		{"status"}, // no --config
+		{"status", "--config", badConfig},
+		{"status", "--config", config, "--warn-lag", "soon"},
+		{"status", "--config", config, "--source", "nosuch"},
 		{"nosuchcommand"},
 		{"pull", "--local", "--policy", policyFile, "--identity", "a"},                 // no --root
 		{"pull", "--root", "-x", "--local", "--policy", policyFile, "--identity", "a"}, // bad --root
@@ -122,6 +145,14 @@ func TestPolicyCheckExitStatus(t *testing.T) {
 	out, code = runCapture(t, "policy", "check", "--policy", policyFile, "--identity", "a", "tank/data/x", "tank/database")
 	if code != exitFailure || !strings.Contains(out, "tank/database\tdenied\tdenied by default: no rule matches") {
 		t.Errorf("one denied: exit %d, %q", code, out)
+	}
+	// The bare "<" (all datasets), as in zrepl, and what check says of it.
+	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"<\": true\n      \"tank/private<\": false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCapture(t, "policy", "check", "--policy", policyFile, "--identity", "a", "zroot/x")
+	if want := "zroot/x\tallowed\tallowed by \"<\": true (line 4) (the bare \"<\" matches every dataset of every pool)\n"; code != exitOK || out != want {
+		t.Errorf("bare <: exit %d, %q; want %q", code, out, want)
 	}
 }
 

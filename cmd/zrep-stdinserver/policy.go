@@ -20,6 +20,14 @@ func newPolicyCommand() *cobra.Command {
 		Long: `Show, for each dataset, whether the identity may see it and the rule that decided,
 and whether encrypted datasets go to it only raw (raw_only).
 
+The policy uses zrepl's filter syntax: a key "tank/data<" matches tank/data
+and every dataset below it, a key without '<' matches exactly that dataset,
+and the bare key "<" matches every dataset of every pool. The most specific
+matching key wins (an exact key beats a subtree key, a deeper subtree key a
+shallower one, and "<" loses to every other key); a dataset no key matches
+is denied. So {"<": true, "tank/private<": false} shows everything except
+tank/private and its children.
+
 Exit status: 0 when every dataset is allowed, 1 when one or more are denied,
 2 when the policy file is unusable or the identity is not in it.`,
 		Args: cobra.MinimumNArgs(1),

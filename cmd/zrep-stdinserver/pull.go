@@ -24,10 +24,11 @@ func newPullCommand(g *globalFlags) *cobra.Command {
 		opts   replication.Options
 		asJSON bool
 		zfsBin string
+		many   configFlags
 		bwRate string
 	)
 	cmd := &cobra.Command{
-		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--raw] [--dry-run] [--json] [--force-rollback]",
+		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--raw] | --config FILE [--jobs N] [--source NAME]...",
 		Short: "Replicate the source's datasets under a local dataset",
 		Long: `Replicate every dataset the key may see on the source (or only those named
 with --dataset) to LOCAL_DATASET/<source name>: tank/data under --root
@@ -67,6 +68,32 @@ raw. Streams use zfs send -L -e -c where both sides have them.
 
 ` + connHelp + `
 
+Many sources: --config FILE pulls every source of a YAML file (or only those
+named with --source), each in its own ssh session, at most --jobs at a time,
+each bounded by its timeout so that one that hangs never stalls the others:
+
+  state_dir: /var/lib/zrep          # optional: state files, read by status
+  metrics_textfile: /var/lib/prometheus/node-exporter/zrep.prom  # optional
+  jobs: 2                           # optional: sources pulled at once
+  timeout: 12h                      # optional: per source (default 12h)
+  sources:
+    web1:                           # its name in output, status and metrics
+      ssh: backup@web1.example.com
+      port: 22                      # optional
+      identity: /root/.ssh/zrep_web1            # optional, as --ssh-identity
+      ssh_options: ["StrictHostKeyChecking=yes"] # optional, as --ssh-option
+      root: backup/web1
+      datasets: ["tank/data"]       # optional, as --dataset
+      raw: true                     # optional, as --raw
+      timeout: 2h                   # optional
+
+Unknown keys and bad values are refused with their line. --dry-run,
+--force-rollback and --raw apply to every source. Each line of output
+starts with "[SOURCE] "; --json events carry "source", and a source_done event
+ends each source. After each source, its state file STATE_DIR/SOURCE.json
+records the run (not with --dry-run); with metrics_textfile (or
+--metrics-textfile) the metrics of every source are then rewritten.
+
 A source that stops answering is given up on: a session that receives nothing
 for 15 s sends a PING, and one that then receives nothing for 60 s more ends
 (ssh's ServerAliveInterval=15 and ServerAliveCountMax=4 end a dead connection
@@ -74,7 +101,8 @@ after about a minute too); the dataset in transit fails saying so, and ssh is
 ended 3 s later. A slow login is no failure: the protocol's 30 s handshake
 clock starts at the source's first byte, and ssh's ConnectTimeout=30 and the
 source's LoginGraceTime bound the connection and the login.
---bwlimit RATE limits the streams (together) to RATE bytes per second.
+--bwlimit RATE limits the streams (together, of every source with --config)
+to RATE bytes per second.
 
 Output: a progress bar per transfer on a terminal, a line per step otherwise,
 one JSON event per line with --json (types: plan, step_start, progress,
@@ -82,7 +110,8 @@ step_done, error, dataset_done, summary). Logs go to stderr.
 
 Exit status: 0 every dataset is up to date, 1 one or more failed or were
 refused (see the summary), 2 bad flags, 3 the source could not be reached or
-the session with it failed before anything was planned.`,
+the session with it failed before anything was planned. With --config: the
+highest status of the sources (a source that timed out counts as 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -90,23 +119,11 @@ the session with it failed before anything was planned.`,
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			if opts.Root == "" {
-				return withExit(exitUsage, errors.New("--root LOCAL_DATASET is required"))
-			}
-			if err := zfs.ValidateDatasetName(opts.Root); err != nil {
-				return withExit(exitUsage, errors.WithMessage(err, "--root"))
+			if err := checkFlagMix(cmd.Flags(), many.file != ""); err != nil {
+				return err
 			}
 			if opts.BandwidthLimit, err = bwlimit.Parse(bwRate); err != nil {
 				return withExit(exitUsage, errors.WithMessage(err, "--bwlimit"))
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			// The local listing runs while ssh connects and logs in.
-			dst := zfs.New(&zfs.CLI{Bin: zfsBin})
-			opts.TargetListing = replication.ListTarget(ctx, dst, opts.Root)
-			src, closeSrc, err := conn.connect(ctx, zfsBin, log)
-			if err != nil {
-				return err
 			}
 			out := cmd.OutOrStdout()
 			mode := report.Lines
@@ -115,6 +132,25 @@ the session with it failed before anything was planned.`,
 				mode = report.JSON
 			case out == os.Stdout && term.IsTerminal(int(os.Stdout.Fd())):
 				mode = report.Terminal
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if many.file != "" {
+				p := &pullSources{flags: many, opts: opts, sshBin: conn.sshBin, zfsBin: zfsBin, out: out, mode: mode, log: log}
+				return p.run(ctx)
+			}
+			if opts.Root == "" {
+				return withExit(exitUsage, errors.New("--root LOCAL_DATASET is required"))
+			}
+			if err := zfs.ValidateDatasetName(opts.Root); err != nil {
+				return withExit(exitUsage, errors.WithMessage(err, "--root"))
+			}
+			// The local listing runs while ssh connects and logs in.
+			dst := zfs.New(&zfs.CLI{Bin: zfsBin})
+			opts.TargetListing = replication.ListTarget(ctx, dst, opts.Root)
+			src, closeSrc, err := conn.connect(ctx, zfsBin, log)
+			if err != nil {
+				return err
 			}
 			opts.Reporter = report.New(out, mode)
 			opts.Log = log.Named("replication")
@@ -136,6 +172,7 @@ the session with it failed before anything was planned.`,
 		},
 	}
 	conn.register(cmd.Flags())
+	many.register(cmd.Flags())
 	f := cmd.Flags()
 	f.StringVar(&opts.Root, "root", "", "local `DATASET` to receive under")
 	f.StringArrayVar(&opts.Datasets, "dataset", nil, "replicate only this source `DATASET` (repeatable)")

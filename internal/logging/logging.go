@@ -16,6 +16,11 @@ type Options struct {
 	Level string // debug, info, warn, error; default info
 	File  string // append to this file instead of stderr
 	JSON  bool   // one JSON object per line instead of console lines
+	// Human writes plain lines that read like the command's own output
+	// ("warning: ...: key=value"), for stderr on a terminal; it is ignored
+	// with JSON or File. Terminal also clears the line first, where a
+	// progress bar may be.
+	Human, Terminal bool
 }
 
 // New builds a logger. Sampling is off: a CLI must not drop repeated lines.
@@ -36,6 +41,10 @@ func New(o Options) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	var sink zapcore.WriteSyncer = zapcore.Lock(os.Stderr)
+	if o.Human && !o.JSON && o.File == "" {
+		core := plainErrors{&humanCore{LevelEnabler: level, w: sink, clearLine: o.Terminal}}
+		return zap.New(core, zap.ErrorOutput(sink)), nil
+	}
 	if o.File != "" {
 		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {

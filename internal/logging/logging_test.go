@@ -36,3 +36,45 @@ func TestUnknownLevel(t *testing.T) {
 		t.Fatalf("New(chatty) = %v", err)
 	}
 }
+
+type bufSyncer struct{ strings.Builder }
+
+func (*bufSyncer) Sync() error { return nil }
+
+// On a terminal, log lines read like pull's own lines: no time stamps,
+// levels as words, fields as key=value, errors without stacks.
+func TestHumanLines(t *testing.T) {
+	var buf bufSyncer
+	log := zap.New(plainErrors{&humanCore{LevelEnabler: zap.InfoLevel, w: &buf}})
+	log.With(zap.String("source", "web1")).Warn("rolling back the diverged target", zap.String("target", "bk/a"), zap.String("to", "bk/a@s1"))
+	log.Error("replication failed", zap.Error(errors.Wrap(errors.New("disk on fire"), "zfs recv")), zap.Int("n", 3))
+	log.Info("creating placeholder", zap.String("dataset", "bk/web1"))
+	log.Debug("not shown")
+	want := "warning: rolling back the diverged target: source=web1 target=bk/a to=bk/a@s1\n" +
+		"error: replication failed: error=\"zfs recv: disk on fire\" n=3\n" +
+		"creating placeholder: dataset=bk/web1\n"
+	if got := buf.String(); got != want {
+		t.Errorf("human lines:\n%s\nwant:\n%s", got, want)
+	}
+
+	buf.Reset()
+	log = zap.New(&humanCore{LevelEnabler: zap.DebugLevel, w: &buf, clearLine: true})
+	log.Debug("hello")
+	if got := buf.String(); got != "\r\x1b[Kdebug: hello\n" {
+		t.Errorf("terminal line %q", got)
+	}
+}
+
+func TestHumanIgnoredWithJSONOrFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "log")
+	log, err := New(Options{File: file, Human: true, Terminal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hello", zap.String("k", "v"))
+	_ = log.Sync()
+	b, _ := os.ReadFile(file)
+	if !strings.Contains(string(b), "INFO\thello\t{\"k\": \"v\"}") {
+		t.Errorf("log file line %q, want zap's console format", b)
+	}
+}

@@ -44,16 +44,23 @@ type jsonReporter struct {
 }
 
 func (j *jsonReporter) Report(ev replication.Event) {
+	if j.due(ev) {
+		_ = j.enc.Encode(ev)
+	}
+}
+
+// due reports whether ev is to be printed: progress at most once a second.
+func (j *jsonReporter) due(ev replication.Event) bool {
 	if ev.Type == replication.EventProgress {
 		if ev.Time.Sub(j.lastProgress) < time.Second {
-			return
+			return false
 		}
 		j.lastProgress = ev.Time
 	}
 	if ev.Type == replication.EventStepStart {
 		j.lastProgress = ev.Time
 	}
-	_ = j.enc.Encode(ev)
+	return true
 }
 
 // lineReporter prints the plan, each step and the summary as lines, with

@@ -1,0 +1,53 @@
+package doctor
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// The human output is pinned by golden files (go test -update rewrites
+// them after an intended change).
+func TestRenderGolden(t *testing.T) {
+	reports := map[string]*Report{
+		"render-errors.golden": {Findings: []Finding{
+			{Check: "config", Subject: "/etc/zrep/pull.yaml", Severity: OK, Message: "parses: 2 source(s)"},
+			{Check: "ssh", Subject: "source web1 (root@web1)", Severity: Error, Message: "the source's host key is not known: ssh root@web1: host key verification failed (exit status 255): Host key verification failed.",
+				Fix: "compare the fingerprint of ssh-keyscan web1 with the one the source shows, then add it to root's known_hosts"},
+			{Check: "target", Subject: "backup/web1 (source web1)", Severity: Warning, Message: "exists with canmount=off: it is not mounted, but the datasets received below it inherit mountpoint=/backup/web1",
+				Fix: "zfs set mountpoint=none backup/web1"},
+		}, Errors: 1, Warnings: 1},
+		"render-warnings.golden": {Findings: []Finding{
+			{Check: "authorized_keys", Subject: "/root/.ssh/authorized_keys:3", Severity: Warning, Message: `the zrep key has no from="...": it works from any address`, Fix: `add from="BACKUP_HOST_ADDRESS"`},
+		}, Warnings: 1},
+		"render-ok.golden": {Findings: []Finding{
+			{Check: "policy", Subject: "/etc/zrep/policy.yaml", Severity: OK, Message: "identity b1: tank/data exist"},
+		}},
+	}
+	for name, r := range reports {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Render(&buf, r); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", name)
+			if *update {
+				_ = os.MkdirAll("testdata", 0o755)
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test -update creates it)", err)
+			}
+			if buf.String() != string(want) {
+				t.Errorf("output differs from %s (go test -update after an intended change):\n%s", path, buf.String())
+			}
+		})
+	}
+}
