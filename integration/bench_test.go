@@ -156,16 +156,18 @@ func (b *bench) bwlimit(t *testing.T) {
 }
 
 // sources: one backup host pulls 8 sources (8 pools, each behind its own
-// sshd) with 8 pull processes at once, next to one source alone.
+// sshd) with pull --config --jobs 8, next to one source alone.
 func (b *bench) sources(t *testing.T) {
 	const n = 8
 	size := max(*benchSize/4, 8) // MiB per source
 	type source struct {
-		pool  *testenv.Pool
-		flags []string
+		pool *testenv.Pool
+		port int
 	}
 	var srcs []source
 	key, pub := testenv.NewClientKey(t, b.dir)
+	root := b.dst.Name + "/sources"
+	config := fmt.Sprintf("state_dir: %s\njobs: %d\nsources:\n", filepath.Join(b.dir, "state"), n)
 	for i := range n {
 		pool := testenv.NewPool(t, fmt.Sprintf("s%d", i), 2*size+256)
 		ds := pool.Name + "/data"
@@ -178,48 +180,45 @@ func (b *bench) sources(t *testing.T) {
 		}
 		serve := fmt.Sprintf("%s serve --policy %s --identity bench --log-file %s", binary, policy, filepath.Join(b.dir, fmt.Sprintf("serve-%d.log", i)))
 		sshd := testenv.StartSSHD(t, fmt.Sprintf("restrict,command=%q %s\n", serve, pub))
-		srcs = append(srcs, source{pool, sshFlags(currentUser(t)+"@127.0.0.1", sshd.Port, key, sshd.SSHOptions())})
+		srcs = append(srcs, source{pool, sshd.Port})
+		var opts []string
+		for _, o := range sshd.SSHOptions() {
+			opts = append(opts, fmt.Sprintf("%q", o))
+		}
+		config += fmt.Sprintf("  s%d:\n    ssh: %s@127.0.0.1\n    port: %d\n    identity: %s\n    ssh_options: [%s]\n    root: %s/%d\n",
+			i, currentUser(t), sshd.Port, key, strings.Join(opts, ", "), root, i)
 	}
-	root := b.dst.Name + "/sources"
-	pull := func(i int) *exec.Cmd {
-		return exec.Command(binary, args("pull", srcs[i].flags, "--root", fmt.Sprintf("%s/%d", root, i))...)
+	configFile := filepath.Join(b.dir, "sources.yaml")
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	check := func() {
-		for i := range n {
-			if _, err := testenv.Output("zfs", "list", fmt.Sprintf("%s/%d/%s/data@s1", root, i, srcs[i].pool.Name)); err == nil {
-				sameSnapshots(t, srcs[i].pool.Name+"/data", fmt.Sprintf("%s/%d/%s/data", root, i, srcs[i].pool.Name))
-			}
+	pull := func(only ...string) {
+		var sel []string
+		for _, s := range only {
+			sel = append(sel, "--source", s)
+		}
+		if out, err := exec.Command(binary, args("pull", "--config", configFile, sel)...).CombinedOutput(); err != nil {
+			t.Fatalf("pull --config: %v\n%s", err, out)
+		}
+	}
+	check := func(sources int) { // the first sources arrived whole
+		for i := range sources {
+			sameSnapshots(t, srcs[i].pool.Name+"/data", fmt.Sprintf("%s/%d/%s/data", root, i, srcs[i].pool.Name))
 		}
 		destroy(t, root)
 	}
 	testenv.Run(t, "zfs", "create", "-o", "mountpoint=none", root)
 	start := time.Now()
-	if out, err := pull(0).CombinedOutput(); err != nil {
-		t.Fatalf("pull: %v\n%s", err, out)
-	}
+	pull("s0")
 	one := time.Since(start)
-	check()
+	check(1)
 	testenv.Run(t, "zfs", "create", "-o", "mountpoint=none", root)
 	start = time.Now()
-	errs := make(chan error, n)
-	for i := range n {
-		go func() {
-			out, err := pull(i).CombinedOutput()
-			if err != nil {
-				err = fmt.Errorf("pull from source %d: %v\n%s", i, err, out)
-			}
-			errs <- err
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	pull()
 	all := time.Since(start)
-	check()
+	check(n)
 	oneRate, allRate := float64(size)/one.Seconds(), float64(n*size)/all.Seconds()
-	b.report.printf("sources: one source alone: %d MiB in %s (%.0f MiB/s); %d sources at once: %d MiB in %s (%.0f MiB/s in total)",
+	b.report.printf("sources (pull --config): one source alone: %d MiB in %s (%.0f MiB/s); %d sources at once: %d MiB in %s (%.0f MiB/s in total)",
 		size, one.Round(time.Millisecond), oneRate, n, n*size, all.Round(time.Millisecond), allRate)
 	b.summary = append(b.summary, fmt.Sprintf("%d sources at once: %.0f MiB/s in total, one alone %.0f MiB/s: sources%d/one=%.2f", n, allRate, oneRate, n, allRate/oneRate))
 }
