@@ -413,9 +413,12 @@ esac`, w.target(a), w.target(b)), "DIR", w.dir))
 // puller's ping interval and timeout. The source answers the pings while it
 // lists, so the session stays alive and the run completes.
 func TestFaultSlowListing(t *testing.T) {
-	w := newFaultWorld(t, 256, 256, `case "$1" in list|get) sleep 3;; esac`)
+	// Each listing takes 6 s; a source that answered no PING would be
+	// given up after 0.5 + 2.5 s. 2.5 s is the answer's margin on a busy
+	// machine, not a measurement.
+	w := newFaultWorld(t, 256, 256, `case "$1" in list|get) sleep 6;; esac`)
 	ds := w.dataset(t, "data", 1<<20, "s1")
-	r := w.pull(t, "--rpc-ping-interval", "200ms", "--rpc-ping-timeout", "1s")
+	r := w.pull(t, "--rpc-ping-interval", "500ms", "--rpc-ping-timeout", "2500ms")
 	if r.code != 0 {
 		t.Fatalf("pull: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
