@@ -99,19 +99,15 @@ func (b *bench) throughput(t *testing.T) {
 	sizeMiB := float64(*benchSize)
 
 	var bestRaw, bestPull, bestPush time.Duration
-	var peakRSS int64 // of serve, from /proc/PID/status VmHWM
+	var peakRSS int64 // of serve, as it logs it (getrusage)
 	for round := 1; round <= 2; round++ {
 		rawTarget := b.dst.Name + "/raw/big"
 		d := timeIt(t, "sh", "-c", fmt.Sprintf("ssh %s zfs send %s | zfs recv %s", strings.Join(quoteAll(b.rawSSH), " "), big+"@s1", rawTarget))
 		sameSnapshots(t, big, rawTarget)
 		destroy(t, rawTarget)
 		pullRoot := b.dst.Name + "/pull"
-		serveLog := filepath.Join(b.dir, "serve.log")
-		watch := watchRSS(func(cmdline string) bool {
-			return strings.HasPrefix(cmdline, binary+" serve ") && strings.Contains(cmdline, serveLog)
-		})
 		p := timeIt(t, binary, args("pull", b.pullFlags, "--root", pullRoot, "--dataset", big)...)
-		for _, peak := range watch() {
+		for _, peak := range servePeaks(t, filepath.Join(b.dir, "serve.log")) {
 			peakRSS = max(peakRSS, peak)
 		}
 		sameSnapshots(t, big, pullRoot+"/"+big)

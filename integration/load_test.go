@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,9 +83,6 @@ func TestLoadConcurrentSessions(t *testing.T) {
 			if sshdPID != 0 {
 				before = procStatus(sshdPID, "VmRSS")
 			}
-			watch := watchRSS(func(cmdline string) bool {
-				return strings.HasPrefix(cmdline, binary+" serve ") && strings.Contains(cmdline, log)
-			})
 			root := w.dst.Name + "/" + kind
 			var wg sync.WaitGroup
 			results := make([]result, pulls+lists)
@@ -100,7 +98,6 @@ func TestLoadConcurrentSessions(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			peaks := watch()
 			for i, r := range results {
 				if r.code != 0 {
 					t.Errorf("session %d: exit %d\n%s\n%s", i, r.code, r.stdout, r.stderr)
@@ -120,7 +117,7 @@ func TestLoadConcurrentSessions(t *testing.T) {
 				}
 			}
 			if kind == "openssh" {
-				checkPeaks(t, peaks, pulls+lists)
+				checkPeaks(t, servePeaks(t, log), pulls+lists)
 				return
 			}
 			peak := procStatus(sshdPID, "VmHWM")
@@ -143,68 +140,50 @@ func TestLoadServeMemory(t *testing.T) {
 	log := filepath.Join(w.dir, "serve.log")
 	sshd := testenv.StartSSHD(t, fmt.Sprintf("restrict,command=%q %s\n", w.serveCommand(log), pub))
 	flags := sshFlags(currentUser(t)+"@127.0.0.1", sshd.Port, key, sshd.SSHOptions())
-	watch := watchRSS(func(cmdline string) bool {
-		return strings.HasPrefix(cmdline, binary+" serve ") && strings.Contains(cmdline, log)
-	})
 	mustZrep(t, args("pull", flags, "--root", w.dst.Name+"/backup")...)
-	peaks := watch()
 	sameSnapshots(t, w.datasets[0], w.dst.Name+"/backup/"+w.datasets[0])
-	checkPeaks(t, peaks, 1)
+	checkPeaks(t, servePeaks(t, log), 1)
 }
 
-// checkPeaks checks that want processes were seen and none passed maxServeRSS.
-func checkPeaks(t *testing.T, peaks map[int]int64, want int) {
+// checkPeaks checks that want sessions were logged and none passed maxServeRSS.
+func checkPeaks(t *testing.T, peaks []int64, want int) {
 	t.Helper()
 	var most int64
-	for pid, p := range peaks {
+	for i, p := range peaks {
 		most = max(most, p)
 		if p > maxServeRSS {
-			t.Errorf("serve %d: peak resident set %d MiB, more than %d MiB", pid, p>>20, maxServeRSS>>20)
+			t.Errorf("serve session %d: peak resident set %d MiB, more than %d MiB", i, p>>20, maxServeRSS>>20)
 		}
 	}
-	t.Logf("%d serve processes, the largest peak resident set %.1f MiB", len(peaks), float64(most)/(1<<20))
-	if len(peaks) < want {
-		t.Errorf("saw %d serve processes, want %d", len(peaks), want)
+	t.Logf("%d serve sessions, the largest peak resident set %.1f MiB", len(peaks), float64(most)/(1<<20))
+	if len(peaks) != want {
+		t.Errorf("%d serve sessions logged their end, want %d", len(peaks), want)
 	}
 }
 
-// watchRSS polls /proc for the processes whose command line match
-// accepts, until the returned function is called; that returns the peak
-// resident set (VmHWM, in bytes) last read of each. VmHWM only grows, so a
-// process that exits between two polls loses at most its last 20 ms.
-func watchRSS(match func(cmdline string) bool) (stop func() map[int]int64) {
-	peaks := map[int]int64{}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			entries, _ := os.ReadDir("/proc")
-			for _, e := range entries {
-				pid, err := strconv.Atoi(e.Name())
-				if err != nil {
-					continue
-				}
-				b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-				if err != nil || !match(strings.ReplaceAll(string(b), "\x00", " ")) {
-					continue
-				}
-				if hwm := procStatus(pid, "VmHWM"); hwm > 0 {
-					peaks[pid] = max(peaks[pid], hwm)
-				}
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	return func() map[int]int64 {
-		close(done)
-		<-finished
-		return peaks
+var peakRSSField = regexp.MustCompile(`"peak_rss_bytes": ?([0-9]+)`)
+
+// servePeaks reads the peak resident set that each serve session logged
+// when it ended (getrusage's, so nothing between two samples is missed).
+func servePeaks(t *testing.T, log string) []int64 {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var peaks []int64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "session closed") && !strings.Contains(line, "session failed") {
+			continue
+		}
+		m := peakRSSField.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("a session's end without its peak memory: %s", line)
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		peaks = append(peaks, n)
+	}
+	return peaks
 }
 
 // procStatus reads a "kB" field of /proc/PID/status in bytes; 0 if it
