@@ -203,7 +203,7 @@ func TestFaultTargetPoolFull(t *testing.T) {
 	}
 	w.noLeftovers(t)
 
-	testenv.Run(t, "zfs", "destroy", "-r", filler)
+	destroy(t, filler) // zfs-fuse may say busy for a moment
 	w.pullUntilDone(t)
 	sameSnapshots(t, big, w.target(big))
 	sameSnapshots(t, small, w.target(small))
@@ -386,7 +386,7 @@ esac`, w.target(a), w.target(b)), "DIR", w.dir))
 	t.Run("name conflict", func(t *testing.T) {
 		// Both datasets start afresh under a new root.
 		for _, ds := range []string{a, b} {
-			testenv.Run(t, "zfs", "destroy", "-r", w.target(ds))
+			destroy(t, w.target(ds))
 		}
 		if err := os.WriteFile(filepath.Join(w.dir, "conflict"), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -396,7 +396,7 @@ esac`, w.target(a), w.target(b)), "DIR", w.dir))
 		sameSnapshots(t, a, w.target(a)) // the other dataset completed
 		w.noLeftovers(t)
 		// The operator removes the stray dataset; the next run completes.
-		testenv.Run(t, "zfs", "destroy", w.target(b))
+		destroy(t, w.target(b))
 		w.pullUntilDone(t, "--zfs-bin", local)
 		sameSnapshots(t, b, w.target(b))
 	})
