@@ -38,7 +38,9 @@ func TestSoak(t *testing.T) {
 	t.Logf("seed %d (-soak-seed to repeat)", seed)
 	rnd := rand.New(rand.NewPCG(seed, seed))
 
-	w := newFaultWorld(t, 2048, 2048, "")
+	// Sparse pools, large enough for 10 minutes of snapshots (about 4.5 MiB
+	// a run, a run every second or two).
+	w := newFaultWorld(t, 6144, 6144, "")
 	var datasets []string
 	for i := range 4 {
 		datasets = append(datasets, w.dataset(t, fmt.Sprintf("d%d", i), 1<<20, "s0"))
@@ -53,7 +55,7 @@ func TestSoak(t *testing.T) {
 		// New data somewhere, so that most runs have something to send.
 		ds := datasets[rnd.IntN(len(datasets))]
 		name := strings.TrimPrefix(ds, w.src.Name+"/")
-		testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, name, fmt.Sprintf("f%d", run)), (1+rnd.IntN(24))<<20)
+		testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, name, fmt.Sprintf("f%d", run)), (1+rnd.IntN(8))<<20)
 		testenv.Run(t, "zfs", "snapshot", fmt.Sprintf("%s@s%d", ds, run))
 
 		cmd := exec.Command(binary, args("pull", w.flags, "--root", w.root(), "--bwlimit", "40MiB")...)
