@@ -339,19 +339,6 @@ func timeIt(t *testing.T, name string, argv ...string) time.Duration {
 	return d
 }
 
-// destroy removes a dataset recursively, retrying while zfs-fuse says busy.
-func destroy(t *testing.T, ds string) {
-	t.Helper()
-	var err error
-	for i := 0; i < 30; i++ {
-		if _, err = testenv.Output("zfs", "destroy", "-r", ds); err == nil {
-			return
-		}
-		time.Sleep(time.Second)
-	}
-	t.Fatal(err)
-}
-
 func minDuration(cur, d time.Duration) time.Duration {
 	if cur == 0 || d < cur {
 		return d

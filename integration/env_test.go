@@ -308,3 +308,16 @@ func zfsSendProcesses(dataset string) []string {
 	}
 	return found
 }
+
+// destroy removes a dataset recursively, retrying while zfs-fuse says busy.
+func destroy(t *testing.T, ds string) {
+	t.Helper()
+	var err error
+	for i := 0; i < 30; i++ {
+		if _, err = testenv.Output("zfs", "destroy", "-r", ds); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatal(err)
+}
