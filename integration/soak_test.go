@@ -68,14 +68,16 @@ func TestSoak(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		victim := []string{"nothing", "puller", "serve", "ssh"}[rnd.IntN(4)]
-		timer := time.NewTimer(time.Duration(rnd.IntN(1500)) * time.Millisecond)
+		timer := time.NewTimer(time.Duration(rnd.IntN(2500)) * time.Millisecond)
 		var err error
 		select {
 		case err = <-done:
 			timer.Stop()
 			victim = "nothing (done first)"
 		case <-timer.C:
-			killVictim(w, cmd.Process.Pid, victim)
+			if killVictim(w, cmd.Process.Pid, victim) == 0 {
+				victim += " (not running yet, or any more)"
+			}
 			select {
 			case err = <-done:
 			case <-time.After(5 * time.Minute):
@@ -110,28 +112,27 @@ func TestSoak(t *testing.T) {
 }
 
 // killVictim sends SIGKILL to the puller (pid), its ssh, or the source's
-// serve of this world.
-func killVictim(w *faultWorld, pid int, victim string) {
-	switch victim {
-	case "puller":
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	case "ssh":
-		for _, p := range processesMentioning(w.dir) {
-			if n, cmd, ok := strings.Cut(p, ": "); ok && strings.HasPrefix(cmd, "ssh ") {
-				if id, err := strconv.Atoi(n); err == nil {
-					_ = syscall.Kill(id, syscall.SIGKILL)
-				}
-			}
+// serve of this world, and returns how many processes it killed.
+func killVictim(w *faultWorld, pid int, victim string) int {
+	if victim == "puller" {
+		if syscall.Kill(pid, syscall.SIGKILL) != nil {
+			return 0
 		}
-	case "serve":
-		for _, p := range processesMentioning(w.serveLog) {
-			if n, cmd, ok := strings.Cut(p, ": "); ok && strings.HasPrefix(cmd, binary+" serve ") {
-				if id, err := strconv.Atoi(n); err == nil {
-					_ = syscall.Kill(id, syscall.SIGKILL)
-				}
+		return 1
+	}
+	prefix, among := "ssh ", w.dir
+	if victim == "serve" {
+		prefix, among = binary+" serve ", w.serveLog
+	}
+	killed := 0
+	for _, p := range processesMentioning(among) {
+		if n, cmd, ok := strings.Cut(p, ": "); ok && strings.HasPrefix(cmd, prefix) {
+			if id, err := strconv.Atoi(n); err == nil && syscall.Kill(id, syscall.SIGKILL) == nil {
+				killed++
 			}
 		}
 	}
+	return killed
 }
 
 // longLived are the processes that outlive every run: the zfs-fuse daemon
