@@ -75,7 +75,7 @@ func TestSoak(t *testing.T) {
 			timer.Stop()
 			victim = "nothing (done first)"
 		case <-timer.C:
-			if killVictim(w, cmd.Process.Pid, victim) == 0 {
+			if victim != "nothing" && killVictim(w, cmd.Process.Pid, victim) == 0 {
 				victim += " (not running yet, or any more)"
 			}
 			select {
@@ -114,7 +114,10 @@ func TestSoak(t *testing.T) {
 // killVictim sends SIGKILL to the puller (pid), its ssh, or the source's
 // serve of this world, and returns how many processes it killed.
 func killVictim(w *faultWorld, pid int, victim string) int {
-	if victim == "puller" {
+	switch victim {
+	case "nothing":
+		return 0
+	case "puller":
 		if syscall.Kill(pid, syscall.SIGKILL) != nil {
 			return 0
 		}
