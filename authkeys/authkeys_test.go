@@ -342,3 +342,20 @@ func TestForcedCommandToArgv(t *testing.T) {
 		t.Errorf("argv = %q; want %q", args, want)
 	}
 }
+
+// TestServicePort reads a services file as getservbyname does: exact names
+// and aliases, TCP only, and nothing without the file.
+func TestServicePort(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "services")
+	if err := os.WriteFile(path, []byte("# comment\nssh\t\t22/tcp\t\t\t# SSH\nhttp 80/tcp www\ndomain 53/udp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"ssh": 22, "www": 80, "http": 80, "SSH": -1, "domain": -1, "nope": -1, "#": -1} {
+		if got := servicePort(path, name); got != want {
+			t.Errorf("servicePort(%q) = %d, want %d", name, got, want)
+		}
+	}
+	if got := servicePort(filepath.Join(t.TempDir(), "missing"), "ssh"); got != -1 {
+		t.Errorf("without the file: %d, want -1 (sshd refuses the name then)", got)
+	}
+}

@@ -2,7 +2,9 @@ package authkeys
 
 import (
 	"math"
-	"net"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	pkgerrors "github.com/pkg/errors"
@@ -186,25 +188,52 @@ func checkPermit(value string, bareport bool) string {
 	return ""
 }
 
+// servicesFile is where getservbyname looks up service names.
+var servicesFile = "/etc/services"
+
 // a2port is sshd's: a number from 0 to 65535 as strtonum reads it, else
-// a TCP service name from /etc/services; -1 when it is neither. (sshd
-// calls getservbyname, which matches names exactly; Go's lookup ignores
-// case, so names that are not lower case are refused here.)
+// a TCP service name from /etc/services; -1 when it is neither. sshd calls
+// glibc's getservbyname, which reads /etc/services and nothing else, and
+// matches names and aliases exactly: so does this (Go's net.LookupPort
+// ignores case and falls back to a built-in table when the file is
+// missing, where sshd refuses the name).
 func a2port(s string) int {
 	if n, ok := cparse.Strtonum(s, 0, 65535); ok {
 		return int(n)
 	}
-	if s == "" || s != strings.ToLower(s) {
+	if s == "" {
 		return -1
 	}
 	if _, ok := cparse.Strtonum(strings.TrimLeft(s, "+-"), 0, math.MaxInt64); ok {
-		return -1 // a number out of range, not a name (Go would parse it)
+		return -1 // a number out of range, not a name
 	}
-	port, err := net.LookupPort("tcp", s)
-	if err != nil || port <= 0 {
+	return servicePort(servicesFile, s)
+}
+
+// servicePort finds the TCP port of a service name or alias in a services
+// file ("name port/proto [alias...] [# comment]"); -1 if there is none.
+func servicePort(path, name string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
 		return -1
 	}
-	return port
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 || !slices.Contains(append([]string{f[0]}, f[2:]...), name) {
+			continue
+		}
+		port, proto, ok := strings.Cut(f[1], "/")
+		if !ok || proto != "tcp" {
+			continue
+		}
+		if n, err := strconv.Atoi(port); err == nil && n > 0 && n <= 65535 {
+			return n
+		}
+	}
+	return -1
 }
 
 // validTunnel is sshd's a2tun for a tunnel= value: "any" in any case, or

@@ -28,6 +28,11 @@ import (
 // fastTiming keeps the lifecycle tests short.
 var fastTiming = &timing{close: 300 * time.Millisecond, term: 300 * time.Millisecond, diagnose: 2 * time.Second}
 
+// patientTiming is for tests whose ssh exits by itself once its stdin is
+// closed: Close returns as soon as it does, and a slow machine (an emulated
+// one, under load) may need more than fastTiming's 300 ms to get there.
+var patientTiming = &timing{close: 10 * time.Second, term: time.Second, diagnose: 10 * time.Second}
+
 // fakeSSH returns an SSH whose binary is a /bin/sh script with body script.
 func fakeSSH(t *testing.T, script string) *SSH {
 	t.Helper()
@@ -251,7 +256,9 @@ func TestCloseUnblocksRead(t *testing.T) {
 }
 
 func TestCloseConcurrent(t *testing.T) {
-	c := dialSSH(t, context.Background(), fakeSSH(t, "exec cat"))
+	s := fakeSSH(t, "exec cat")
+	s.timing = patientTiming
+	c := dialSSH(t, context.Background(), s)
 	errs := make(chan error, 8)
 	for range 8 {
 		go func() { errs <- c.Close() }()

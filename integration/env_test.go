@@ -1,5 +1,6 @@
-// Package integration tests zrep end to end: the real binary, real zfs-fuse
-// pools, a real OpenSSH sshd with a forced command, and the embedded sshd.
+// Package integration tests zrep end to end: the real binary, real pools
+// (zfs-fuse on the host, OpenZFS in the lab's VMs), a real OpenSSH sshd with
+// a forced command, and the embedded sshd.
 // Without zfs-fuse or sshd the tests skip, unless ZREP_REQUIRE_ZFS=1 and
 // ZREP_REQUIRE_SSHD=1 (as in CI), which make them fail instead.
 package integration

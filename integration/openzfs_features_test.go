@@ -131,14 +131,35 @@ func TestResume(t *testing.T) {
 	sameSnapshots(t, big, target)
 }
 
-// killMidway starts a pull and kills it once it has received some bytes
-// (its first progress event), then waits for it.
+// killMidway starts a pull --json and kills it once it has received 3 MiB
+// (enough for zfs to have saved state to resume from), then waits for it.
 func killMidway(t *testing.T, argv []string) {
 	t.Helper()
 	cmd, out := startZrep(t, argv...)
-	waitFor(t, out, `"type":"progress"`)
+	deadline := time.Now().Add(5 * time.Minute)
+	for !receivedAtLeast(out.String(), 3<<20) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pull did not get 3 MiB far:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
+}
+
+// receivedAtLeast reports whether pull --json output has a progress event
+// of at least n bytes.
+func receivedAtLeast(out string, n int64) bool {
+	for _, line := range strings.Split(out, "\n") {
+		var ev struct {
+			Type  string `json:"type"`
+			Bytes int64  `json:"bytes"`
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Type == "progress" && ev.Bytes >= n {
+			return true
+		}
+	}
+	return false
 }
 
 // checkResumed checks pull --json output: on OpenZFS one step resumed with
@@ -313,7 +334,13 @@ func TestBookmarksAndCursors(t *testing.T) {
 		if r := zrep(t, args("pull", e.flags, "--root", w.root(), "--dataset", vm)...); r.code != 0 {
 			t.Fatalf("pull: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-		sameSnapshots(t, vm, w.target(vm), snapshotNames(t, w.target(vm))...)
+		// Every snapshot the source still has is on the target, same guid.
+		have := testenv.Snapshots(t, w.target(vm))
+		for name, guid := range testenv.Snapshots(t, vm) {
+			if have[name] != guid {
+				t.Fatalf("%s@%s: guid %d on the target, %d on the source", w.target(vm), name, have[name], guid)
+			}
+		}
 	}
 	cursor := vm + "#zrep_cursor_" + identity
 	before := allOf(t, w.src.Name)
@@ -348,15 +375,6 @@ func TestBookmarksAndCursors(t *testing.T) {
 	if _, ok := testenv.Snapshots(t, w.target(vm))["v4"]; !ok {
 		t.Errorf("the target lacks @v4")
 	}
-}
-
-// snapshotNames are the short names of a dataset's snapshots.
-func snapshotNames(t *testing.T, dataset string) []string {
-	var out []string
-	for n := range testenv.Snapshots(t, dataset) {
-		out = append(out, n)
-	}
-	return out
 }
 
 // allOf lists every dataset, snapshot and bookmark under root with its guid.

@@ -37,6 +37,9 @@ var realFields = map[string]Token{
 	// zrepl does not print this one; its toguid is the next one's fromguid.
 	"zrepl-example-full": {ToName: "pool1/test@a", ToGUID: 0x595d9f81aa9dddab, Object: 1},
 	"zrepl-example-inc":  {ToName: "pool1/test@b", ToGUID: 0x854f02a2dd32cf0d, FromGUID: 0x595d9f81aa9dddab, Object: 1},
+	// zrep's OpenZFS lab; its stream is sendstream/testdata/openzfs-2.1-full-cLe.
+	"openzfs-2.1.11-cLe": {ToName: "sspool/a@s1", ToGUID: 0x929cd29266d10bc5, Object: 0x23, Bytes: 0x8480,
+		LargeBlockOK: true, EmbedOK: true, CompressOK: true},
 }
 
 func TestRealTokens(t *testing.T) {

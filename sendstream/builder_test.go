@@ -55,7 +55,13 @@ func (b *builder) bytes() []byte { return b.Bytes() }
 // realStream loads a stream recorded from zfs-fuse (testdata/zfsfuse-NAME.zs.gz).
 func realStream(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "zfsfuse-"+name+".zs.gz"))
+	return loadStream(t, "zfsfuse-"+name)
+}
+
+// loadStream loads testdata/NAME.zs.gz.
+func loadStream(t testing.TB, name string) []byte {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name+".zs.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}

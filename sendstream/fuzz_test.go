@@ -15,6 +15,9 @@ func FuzzReader(f *testing.F) {
 	for _, name := range []string{"full", "inc", "incI", "R", "p", "D"} {
 		f.Add(realStream(f, name))
 	}
+	for _, name := range []string{"incI-cLe", "raw", "resume"} {
+		f.Add(loadStream(f, "openzfs-2.1-"+name))
+	}
 	b := newBuilder()
 	b.Order = binary.BigEndian
 	b.substream("p/a@x", 1, 0, FeatureEmbedData)

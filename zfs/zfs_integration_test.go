@@ -1,6 +1,7 @@
 package zfs
 
-// Integration tests against the real zfs (zfs-fuse on these machines). They create
+// Integration tests against the real zfs (zfs-fuse on the host, OpenZFS 2.1 and
+// 2.3 in the lab's VMs: make test-openzfs). They create
 // file-backed pools with unique names and destroy them in t.Cleanup. Without zfs they
 // skip, unless ZREP_REQUIRE_ZFS=1, which makes them fail instead.
 

@@ -182,6 +182,9 @@ func (p *Plan) Build(log *Log) (*Image, error) {
 			return nil, errors.Errorf("%s is missing (apt-get install mmdebstrap e2fsprogs openssh-client qemu-utils qemu-system-x86)", tool)
 		}
 	}
+	if err := os.MkdirAll(CacheDir, 0o755); err != nil {
+		return nil, errors.Wrap(err, "image cache")
+	}
 	work, err := os.MkdirTemp(CacheDir, fmt.Sprintf("build-%s-", p.Version.Name))
 	if err != nil {
 		return nil, errors.Wrap(err, "build directory")
@@ -230,8 +233,8 @@ func (p *Plan) Build(log *Log) (*Image, error) {
 		return nil, err
 	}
 	err = log.Phase("make the ext4 root image", func() error {
-		if err := os.Truncate(createFile(img.Root), rootImageSize); err != nil {
-			return errors.Wrap(err, "root image")
+		if err := sparseFile(img.Root, rootImageSize); err != nil {
+			return err
 		}
 		cmd := exec.Command("mkfs.ext4", "-q", "-F", "-L", "zrep-lab", "-E", "root_owner=0:0", "-d", root, img.Root)
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -247,15 +250,6 @@ func (p *Plan) Build(log *Log) (*Image, error) {
 	}
 	log.Printf("image cached in %s", p.Dir())
 	return imageAt(p.Dir(), p.Version), nil
-}
-
-// createFile creates an empty file and returns its path (errors surface
-// from the next operation on it).
-func createFile(path string) string {
-	if f, err := os.Create(path); err == nil {
-		f.Close()
-	}
-	return path
 }
 
 // writeRecipeFiles writes the recipe's guest files (hooks, init) into dir.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func LabPackages(moduleRoot string) ([]TestPackage, error) {
 		if len(f) != 4 {
 			return
 		}
-		if f[0] != testenvPackage && !contains(strings.Fields(f[3]), testenvPackage) {
+		if f[0] != testenvPackage && !slices.Contains(strings.Fields(f[3]), testenvPackage) {
 			return
 		}
 		rel, err := filepath.Rel(moduleRoot, f[2])
@@ -81,11 +82,8 @@ func LabPackages(moduleRoot string) ([]TestPackage, error) {
 // guest whatever its libc, and without -race: the race detector needs cgo,
 // and the same code runs with -race on the host's zfs-fuse suite.
 func BuildTests(moduleRoot, stage string, pkgs []TestPackage) error {
-	build := exec.Command("go", "build", "-o", filepath.Join(stage, "zrep-stdinserver"), "./cmd/zrep-stdinserver")
-	build.Dir = moduleRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return errors.Wrapf(err, "go build zrep-stdinserver: %s", out)
+	if err := buildStatic(moduleRoot, filepath.Join(stage, "zrep-stdinserver")); err != nil {
+		return err
 	}
 	for _, p := range pkgs {
 		dir := filepath.Join(stage, p.Dir)
@@ -154,8 +152,9 @@ func (vm *VM) RunTests(ctx context.Context, p TestPackage, w io.Writer) (*Packag
 	runErr := cmd.Wait()
 	_ = conv.Wait()
 	res.Elapsed = time.Since(start)
-	if runErr != nil && res.Failure == "" && len(res.Failed) == 0 {
-		res.Failure = fmt.Sprintf("test binary: %v %s", runErr, strings.TrimSpace(sshErr.String()))
+	if runErr != nil && len(res.Failed) == 0 {
+		// Crashed, timed out or unreachable: say how the run ended.
+		res.Failure = strings.TrimSpace(fmt.Sprintf("%s (ssh: %v) %s", res.Failure, runErr, strings.TrimSpace(sshErr.String())))
 	}
 	if res.Failure != "" {
 		fmt.Fprintln(w, res.Failure)
@@ -251,4 +250,16 @@ func Totals(results []*PackageResult) (passed, failed, skipped int) {
 		}
 	}
 	return passed, failed, skipped
+}
+
+// buildStatic builds zrep-stdinserver without cgo (a static binary that
+// runs on the guest whatever its libc) into out.
+func buildStatic(moduleRoot, out string) error {
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/zrep-stdinserver")
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return errors.Wrapf(err, "go build zrep-stdinserver: %s", b)
+	}
+	return nil
 }

@@ -42,23 +42,17 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{2, errors.New(usage)}
 	}
 	log := &Log{Out: stderr}
-	names := []string{args[0]}
+	versions := Versions
 	if args[0] == "all" {
 		if args[1] != "build" {
 			return &exitError{2, errors.New(`"all" works with build only`)}
 		}
-		names = nil
-		for _, v := range Versions {
-			names = append(names, v.Name)
-		}
-	}
-	var versions []Version
-	for _, n := range names {
-		v, err := LookupVersion(n)
+	} else {
+		v, err := LookupVersion(args[0])
 		if err != nil {
 			return &exitError{2, err}
 		}
-		versions = append(versions, v)
+		versions = []Version{v}
 	}
 	if args[1] == "build" {
 		return buildAll(versions, log)
@@ -72,6 +66,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err := start(vm, log); err != nil {
 			return err
 		}
+		log.Printf("stop it with: scripts/openzfs-vm %s stop", vm.Version.Name)
 		port, _ := vm.Port()
 		fmt.Fprintf(stdout, "SSH_PORT=%d\nSSH_KEY=%s\n", port, vm.KeyPath())
 		return nil
@@ -98,12 +93,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 func buildAll(versions []Version, log *Log) error {
 	for _, v := range versions {
 		var img *Image
-		err := log.Phase("build the OpenZFS "+v.Name+" image", func() error {
-			p, err := NewPlan(v, log)
-			if err != nil {
-				return err
-			}
-			img, err = p.Build(log)
+		err := log.Phase("build the OpenZFS "+v.Name+" image", func() (err error) {
+			img, err = CachedImage(v, log)
 			return err
 		})
 		if err != nil {
@@ -135,11 +126,7 @@ func start(vm *VM, log *Log) error {
 	if err != nil {
 		return err
 	}
-	p, err := NewPlan(vm.Version, log)
-	if err != nil {
-		return err
-	}
-	img, err := p.Build(log)
+	img, err := CachedImage(vm.Version, log)
 	if err != nil {
 		return err
 	}
@@ -149,20 +136,14 @@ func start(vm *VM, log *Log) error {
 	}
 	defer os.RemoveAll(bin)
 	binary := filepath.Join(bin, "zrep-stdinserver")
-	err = log.Phase("build a static zrep-stdinserver", func() error {
-		cmd := exec.Command("go", "build", "-o", binary, "./cmd/zrep-stdinserver")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		return errors.Wrapf(err, "go build: %s", out)
-	})
+	err = log.Phase("build a static zrep-stdinserver", func() error { return buildStatic(root, binary) })
 	if err != nil {
 		return err
 	}
 	if err := vm.Start(img, binary, log); err != nil {
 		return err
 	}
-	log.Printf("OpenZFS %s VM up in %s (stop it with: scripts/openzfs-vm %s stop)", vm.Version.Name, time.Since(total).Round(100*time.Millisecond), vm.Version.Name)
+	log.Printf("OpenZFS %s VM up in %s", vm.Version.Name, time.Since(total).Round(100*time.Millisecond))
 	return nil
 }
 
@@ -252,11 +233,7 @@ func test(vm *VM, only []string, stdout io.Writer, log *Log) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if !vm.Running() {
-		p, err := NewPlan(vm.Version, log)
-		if err != nil {
-			return err
-		}
-		img, err := p.Build(log)
+		img, err := CachedImage(vm.Version, log)
 		if err != nil {
 			return err
 		}

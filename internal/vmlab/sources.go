@@ -1,9 +1,9 @@
 package vmlab
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,7 +24,7 @@ func ParseDeb822(text string) []Source {
 		if f == nil || strings.EqualFold(f["enabled"], "no") {
 			return
 		}
-		if !contains(strings.Fields(f["types"]), "deb") {
+		if !slices.Contains(strings.Fields(f["types"]), "deb") {
 			return
 		}
 		for _, uri := range strings.Fields(f["uris"]) {
@@ -133,10 +133,10 @@ func HostSources(root string) ([]Source, error) {
 // the mirror carrying suite-security.
 func Mirrors(sources []Source, suite string) (archive, security string, err error) {
 	for _, s := range sources {
-		if archive == "" && contains(s.Suites, suite) {
+		if archive == "" && slices.Contains(s.Suites, suite) {
 			archive = s.URI
 		}
-		if security == "" && (contains(s.Suites, suite+"-security") || contains(s.Suites, suite+"/updates")) {
+		if security == "" && (slices.Contains(s.Suites, suite+"-security") || slices.Contains(s.Suites, suite+"/updates")) {
 			security = s.URI
 		}
 	}
@@ -144,22 +144,4 @@ func Mirrors(sources []Source, suite string) (archive, security string, err erro
 		return "", "", errors.Errorf("no apt source of the host carries the suite %q (read /etc/apt/sources.list and sources.list.d)", suite)
 	}
 	return archive, security, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// scanLines calls fn for every line of text.
-func scanLines(text string, fn func(string)) {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		fn(sc.Text())
-	}
 }

@@ -29,6 +29,16 @@ const (
 	bootTimeout    = 5 * time.Minute
 )
 
+// CachedImage returns the image of v as it would be built now: from the
+// cache, or built into it.
+func CachedImage(v Version, log *Log) (*Image, error) {
+	p, err := NewPlan(v, log)
+	if err != nil {
+		return nil, err
+	}
+	return p.Build(log)
+}
+
 // VM is a lab VM of one version, running or not.
 type VM struct {
 	Version Version
@@ -91,7 +101,8 @@ func (vm *VM) Running() bool {
 
 // Start boots the image on a qcow2 overlay (the cached image stays
 // pristine) with two spare disks, waits for the guest's sshd, and copies
-// zrepBinary (if not empty) to /usr/local/bin in the guest.
+// zrepBinary (if not empty) to /usr/local/bin in the guest. If any of it
+// fails, the VM is killed and its state removed.
 func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 	if vm.Running() {
 		return errors.Errorf("the OpenZFS %s VM is already running (scripts/openzfs-vm %s stop)", vm.Version.Name, vm.Version.Name)
@@ -102,14 +113,21 @@ func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 	if err := os.MkdirAll(vm.Dir, 0o700); err != nil {
 		return errors.Wrap(err, "VM state")
 	}
+	started := false
+	defer func() { // a failed start leaves nothing running or behind
+		if !started {
+			vm.kill()
+			_ = os.RemoveAll(vm.Dir)
+		}
+	}()
 	err := log.Phase("prepare disks", func() error {
 		overlay := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", img.Root, "-F", "raw", vm.path("root.qcow2"))
 		if out, err := overlay.CombinedOutput(); err != nil {
 			return errors.Wrapf(err, "qemu-img create: %s", out)
 		}
 		for i := 1; i <= spareDisks; i++ {
-			if err := os.Truncate(createFile(vm.path(fmt.Sprintf("disk%d.img", i))), spareDiskSize); err != nil {
-				return errors.Wrap(err, "spare disk")
+			if err := sparseFile(vm.path(fmt.Sprintf("disk%d.img", i)), spareDiskSize); err != nil {
+				return err
 			}
 		}
 		if err := os.MkdirAll(vm.ShareDir(), 0o755); err != nil {
@@ -152,15 +170,15 @@ func (vm *VM) Start(img *Image, zrepBinary string, log *Log) error {
 		return errors.Wrap(err, "mounting the shared directory")
 	})
 	if err != nil {
-		vm.kill()
 		return err
 	}
-	if zrepBinary == "" {
-		return nil
+	if zrepBinary != "" {
+		err = log.Phase("copy zrep-stdinserver to /usr/local/bin in the guest", func() error {
+			return vm.CopyIn(zrepBinary, "/usr/local/bin/zrep-stdinserver")
+		})
 	}
-	return log.Phase("copy zrep-stdinserver to /usr/local/bin in the guest", func() error {
-		return vm.CopyIn(zrepBinary, "/usr/local/bin/zrep-stdinserver")
-	})
+	started = err == nil
+	return err
 }
 
 // launch starts qemu in the background on the given ssh port.
@@ -312,19 +330,4 @@ func (vm *VM) kill() {
 	if vm.Running() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
