@@ -10,7 +10,7 @@ FUZZTIME  ?= 20s
 # zfs, zpool and sshd live in the sbin directories.
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 
-.PHONY: all build test test-short test-openzfs openzfs-shell vet fmt-check fuzz bench-rpc bench-pull demo clean
+.PHONY: all build test test-short test-openzfs openzfs-shell vet fmt-check fuzz bench-rpc bench-pull soak demo clean
 
 all: build
 
@@ -64,11 +64,22 @@ bench-rpc:
 	bin/rpcbench -size 4GiB -rounds 3
 
 # Replicates 1 GiB through OpenSSH with pull and with ssh ... zfs send | zfs recv
-# on the same zfs-fuse pools; the last line is ratio=X.XX. Needs root.
+# on the same zfs-fuse pools (ratio=X.XX) with serve's peak memory, a
+# --bwlimit pull, 8 sources at once next to one (sources8/one=), and
+# nothing-to-do pulls over 200 datasets and 2,000 snapshots next to a bare
+# ssh handshake and zfs list (noop200/handshake=, noop2000/list=). Needs
+# root; a part alone: go test ./integration -run 'TestBenchPull/scale' -args -bench-pull.
 bench-pull:
 	@mkdir -p bin
 	$(GO) test -count=1 -timeout 60m -run '^TestBenchPull$$' ./integration/ -args -bench-pull -bench-report $(CURDIR)/bin/bench-pull.txt
 	@echo; cat bin/bench-pull.txt
+
+# Ten minutes of pulls killed at random moments (the puller, the source's
+# serve, ssh), then a clean run: everything complete and guid-verified, no
+# process, descriptor or temporary file left. Needs root. SOAK=10m.
+SOAK ?= 10m
+soak:
+	$(GO) test -v -count=1 -timeout 60m -run '^TestSoak$$' ./integration/ -args -soak -soak-duration $(SOAK)
 
 # The quick start: two file-backed pools, the embedded sshd, a full and an
 # incremental pull. Needs root; installs zfs-fuse if missing.

@@ -1,9 +1,13 @@
 package client
 
 import (
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/zrep/zrep/rpc"
 )
 
 func TestSSHArgs(t *testing.T) {
@@ -149,5 +153,47 @@ func TestSSHArgs(t *testing.T) {
 				t.Errorf("Args():\n got %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestSSHSetupTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		options []string
+		want    time.Duration
+	}{
+		{"defaults", nil, 3 * time.Minute},
+		{"the user's ConnectTimeout", []string{"Ciphers=aes128-ctr", "ConnectTimeout=5"}, 5*time.Second + 150*time.Second},
+		{"the first value wins, as in ssh", []string{"connecttimeout=10", "ConnectTimeout=99"}, 10*time.Second + 150*time.Second},
+		{"an unusable value leaves ssh's default", []string{"ConnectTimeout=soon"}, 3 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := SSH{Destination: "h", Options: tt.options}
+			if got := s.SetupTimeout(); got != tt.want {
+				t.Fatalf("SetupTimeout = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// ConfigFor gives an ssh connection's handshake its setup time, and leaves
+// other streams and an explicit FirstByteTimeout alone.
+func TestConfigFor(t *testing.T) {
+	ssh := &sshConn{setup: time.Minute}
+	if got := ConfigFor(ssh, rpc.Config{}).FirstByteTimeout; got != time.Minute {
+		t.Errorf("ssh: FirstByteTimeout = %s, want 1m", got)
+	}
+	if got := ConfigFor(ssh, rpc.Config{FirstByteTimeout: time.Second}).FirstByteTimeout; got != time.Second {
+		t.Errorf("ssh, explicit: FirstByteTimeout = %s, want 1s", got)
+	}
+	r, w := io.Pipe()
+	defer r.Close()
+	defer w.Close()
+	if got := ConfigFor(struct {
+		io.Reader
+		io.WriteCloser
+	}{r, w}, rpc.Config{}).FirstByteTimeout; got != 0 {
+		t.Errorf("pipe: FirstByteTimeout = %s, want 0", got)
 	}
 }

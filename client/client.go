@@ -11,6 +11,9 @@ package client
 import (
 	"context"
 	"io"
+	"time"
+
+	"github.com/zrep/zrep/rpc"
 )
 
 // Dialer opens a byte stream to a zrep endpoint.
@@ -29,4 +32,22 @@ type Conn interface {
 	// carrying ssh's exit status and the tail of its stderr, wrapping err; if
 	// ssh is still running it returns err unchanged.
 	Diagnose(err error) error
+}
+
+// SetupTimer is implemented by Conns whose transport takes a while to come
+// up after Dial returns (an ssh connection and login).
+type SetupTimer interface {
+	// SetupTimeout is how long the peer's first byte may take.
+	SetupTimeout() time.Duration
+}
+
+// ConfigFor returns cfg for a session over conn: when conn is a
+// SetupTimer, the handshake waits SetupTimeout for the peer's first byte
+// before its HandshakeTimeout starts (unless cfg sets FirstByteTimeout), so
+// that a slow login is not counted against the peer's HELLO.
+func ConfigFor(conn io.ReadWriteCloser, cfg rpc.Config) rpc.Config {
+	if st, ok := conn.(SetupTimer); ok && cfg.FirstByteTimeout == 0 {
+		cfg.FirstByteTimeout = st.SetupTimeout()
+	}
+	return cfg
 }

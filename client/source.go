@@ -26,7 +26,7 @@ func Connect(ctx context.Context, conn io.ReadWriteCloser, cfg rpc.Config) (*Sou
 	if c, ok := conn.(Conn); ok {
 		s.diag = c.Diagnose
 	}
-	cl, err := rpc.NewClient(ctx, conn, cfg)
+	cl, err := rpc.NewClient(ctx, conn, ConfigFor(conn, cfg))
 	if err != nil {
 		return nil, s.diag(errors.WithMessage(err, "connecting to the source"))
 	}

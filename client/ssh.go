@@ -35,6 +35,18 @@ const pipeSize = 1 << 20
 // SSH.RemoteCommand is empty.
 var defaultRemoteCommand = []string{"zrep-stdinserver", "serve"}
 
+// How long ssh may take to come up before the endpoint's first byte is due.
+// ssh's ConnectTimeout bounds the TCP connection and the key exchange, the
+// server's LoginGraceTime (2 minutes by default, in OpenSSH and in the
+// embedded sshd) the authentication; setupSlack is for the endpoint to start
+// on a busy host. Both ssh bounds end ssh with its own message, which
+// Diagnose reports; the first-byte timeout is the last resort behind them.
+const (
+	defaultConnectTimeout = 30 * time.Second
+	loginGraceTime        = 2 * time.Minute
+	setupSlack            = 30 * time.Second
+)
+
 // defaultOptions follow the user's options on the command line. ssh keeps
 // the first value it sees for an option, so a user's option wins over these.
 var defaultOptions = []string{
@@ -206,6 +218,7 @@ func (s *SSH) Dial(ctx context.Context) (Conn, error) {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("destination", s.Destination))
+	setup := s.SetupTimeout()
 	tm := timing{close: closeGrace, term: termGrace, diagnose: diagnoseWait}
 	if s.timing != nil {
 		tm = *s.timing
@@ -268,6 +281,7 @@ func (s *SSH) Dial(ctx context.Context) (Conn, error) {
 		stderr:     stderrR,
 		stderrDone: make(chan struct{}),
 		exited:     make(chan struct{}),
+		setup:      setup,
 	}
 	go c.readStderr()
 	go c.wait()
@@ -291,6 +305,8 @@ type sshConn struct {
 	tm   timing
 	cmd  *exec.Cmd
 	pid  int // also the process group id
+	// setup is how long the endpoint's first byte may take: see SetupTimeout.
+	setup time.Duration
 
 	stdin  *os.File // our end of ssh's stdin
 	stdout *os.File // our end of ssh's stdout
@@ -309,6 +325,30 @@ type sshConn struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// SetupTimeout is how long the endpoint's first byte may take once ssh
+// started: ssh's ConnectTimeout (30 s unless an option says otherwise),
+// the server's LoginGraceTime (assumed 2 minutes, the default) and 30 s
+// for the endpoint to start. A login slowed down by a busy host then
+// succeeds, while a host that does not answer fails after ConnectTimeout
+// with ssh's own message.
+func (s *SSH) SetupTimeout() time.Duration {
+	connect := defaultConnectTimeout
+	for _, o := range s.Options {
+		key, value, _ := strings.Cut(o, "=")
+		if !strings.EqualFold(key, "ConnectTimeout") {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(value)); err == nil && n > 0 {
+			connect = time.Duration(n) * time.Second
+		}
+		break // ssh keeps the first value
+	}
+	return connect + loginGraceTime + setupSlack
+}
+
+// SetupTimeout implements SetupTimer.
+func (c *sshConn) SetupTimeout() time.Duration { return c.setup }
 
 // Read reads from ssh's stdout.
 func (c *sshConn) Read(p []byte) (int, error) { return c.stdout.Read(p) }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/client"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/pullconfig"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
@@ -35,6 +36,9 @@ type Options struct {
 	DryRun        bool
 	ForceRollback bool
 	Raw           bool // every source raw, as if each said raw: true
+	// BandwidthLimit, when not nil, limits the streams of every source
+	// together.
+	BandwidthLimit *bwlimit.Limiter
 	// StatePath returns the state file of a source; "" (or a nil func, or
 	// a dry run) writes no state.
 	StatePath func(source string) string
@@ -114,7 +118,7 @@ func (o *Options) pull(parent context.Context, s pullconfig.Source) Result {
 	}
 	sum, err := replication.Run(ctx, src, o.Target, replication.Options{
 		Root: s.Root, Datasets: s.Datasets, DryRun: o.DryRun, ForceRollback: o.ForceRollback, Raw: s.Raw || o.Raw,
-		Reporter: rep, Log: log.Named("replication"),
+		BandwidthLimit: o.BandwidthLimit, Reporter: rep, Log: log.Named("replication"),
 	})
 	cerr := closeSrc()
 	res.Summary = sum

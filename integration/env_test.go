@@ -132,18 +132,20 @@ type embeddedSSHD struct {
 	sshOptions []string
 	log        string
 	hostKey    string
+	pid        int
 }
 
 // startEmbedded runs `zrep-stdinserver sshd` on a free port until the test ends.
-func startEmbedded(t *testing.T, dir, authorizedKeys string) *embeddedSSHD {
+func startEmbedded(t *testing.T, dir, authorizedKeys string, extra ...string) *embeddedSSHD {
 	t.Helper()
 	port := freePort(t)
 	e := &embeddedSSHD{port: port, log: filepath.Join(dir, fmt.Sprintf("embedded-sshd-%d.log", port)), hostKey: filepath.Join(dir, fmt.Sprintf("host_key_%d", port))}
-	cmd := exec.Command(binary, "sshd", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--host-key", e.hostKey,
-		"--generate-host-key", "--authorized-keys", authorizedKeys, "--log-file", e.log, "--log-level", "debug")
+	cmd := exec.Command(binary, append([]string{"sshd", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--host-key", e.hostKey,
+		"--generate-host-key", "--authorized-keys", authorizedKeys, "--log-file", e.log, "--log-level", "debug"}, extra...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	e.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -306,4 +308,17 @@ func zfsSendProcesses(dataset string) []string {
 		}
 	}
 	return found
+}
+
+// destroy removes a dataset recursively, retrying while zfs-fuse says busy.
+func destroy(t *testing.T, ds string) {
+	t.Helper()
+	var err error
+	for i := 0; i < 30; i++ {
+		if _, err = testenv.Output("zfs", "destroy", "-r", ds); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatal(err)
 }

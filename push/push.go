@@ -21,6 +21,7 @@ import (
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/handlers"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/rpc"
 )
@@ -36,6 +37,8 @@ type Options struct {
 	// Raw asks the sink to receive encrypted datasets raw (zfs send -w):
 	// it then never holds their keys.
 	Raw bool
+	// BandwidthLimit, when not nil, limits every stream sent to its rate.
+	BandwidthLimit *bwlimit.Limiter
 	// Reporter receives the sink's events, and progress counted here.
 	Reporter replication.Reporter
 	// RPC configures the session; its header limit is raised to the
@@ -167,6 +170,7 @@ func (p *pusher) wrapSend(send sendFunc) sendFunc {
 		if err != nil {
 			return resp, body, err
 		}
+		body = p.o.BandwidthLimit.ReadCloser(ctx, body)
 		p.mu.Lock()
 		step := p.step
 		p.mu.Unlock()

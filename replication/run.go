@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
@@ -71,6 +72,13 @@ type Options struct {
 	Raw bool
 	// RequireRaw accepts only encrypted datasets, raw (a raw_only sink).
 	RequireRaw bool
+	// BandwidthLimit, when not nil, limits the streams of the run (together)
+	// to its rate.
+	BandwidthLimit *bwlimit.Limiter
+	// TargetListing, when not nil, is the listing of the run's target
+	// started ahead with ListTarget (of Root; for another root the run
+	// lists anew).
+	TargetListing *TargetListing
 	// Reporter receives the run's events; nil discards them.
 	Reporter Reporter
 	Log      *zap.Logger
@@ -164,36 +172,32 @@ type runner struct {
 	noCursors bool
 }
 
-// plan lists both sides (one call each) and plans every selected dataset.
-// Datasets asked for that the source does not show come back as results.
+// plan lists both sides (one call each, at the same time) and plans every
+// selected dataset. Datasets asked for that the source does not show come
+// back as results.
 func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
-	var err error
-	if r.features, err = r.dst.Features(ctx); err != nil {
-		return nil, nil, errors.WithMessage(err, "detecting the local zfs")
+	local := r.o.TargetListing
+	if local == nil || local.root != r.o.Root {
+		local = ListTarget(ctx, r.dst, r.o.Root)
 	}
 	remote, err := r.src.ListFilesystems(ctx, true)
-	if err != nil {
-		return nil, nil, errors.WithMessage(err, "listing the source's datasets")
-	}
-	tree, err := r.dst.ListTree(ctx, r.o.Root)
+	<-local.done
+	r.features = local.features
+	tree, tokens, lerr := local.tree, local.tokens, local.err
+	// The errors in the order the listings used to run in: the local zfs,
+	// the source, the target.
+	var fe *featuresError
 	switch {
-	case errors.Is(err, zfs.ErrNotFound):
-		pool, _, _ := strings.Cut(r.o.Root, "/")
-		if exists, err := r.dst.Exists(ctx, pool); err == nil && !exists {
-			return nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", r.o.Root, pool)
-		}
+	case errors.As(lerr, &fe):
+		return nil, nil, fe.err
 	case err != nil:
-		return nil, nil, errors.WithMessagef(err, "listing the target %s", r.o.Root)
+		return nil, nil, errors.WithMessage(err, "listing the source's datasets")
+	case lerr != nil:
+		return nil, nil, lerr
 	}
 	r.local = make(map[string]*zfs.DatasetVersions, len(tree))
 	for i := range tree {
 		r.local[tree[i].Name] = &tree[i]
-	}
-	tokens := map[string]string{}
-	if r.features.ResumeTokens && len(tree) > 0 {
-		if tokens, err = r.dst.ResumeTokens(ctx, r.o.Root); err != nil {
-			return nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", r.o.Root)
-		}
 	}
 	remote, early := checkListing(remote)
 	selected, missing := selectDatasets(remote, r.o.Datasets)
@@ -220,6 +224,61 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 	}
 	return plans, early, nil
 }
+
+// TargetListing is the target's side of a run's plan: the local zfs's
+// features, the tree under the root and its resume tokens.
+type TargetListing struct {
+	root     string
+	done     chan struct{}
+	features zfs.Features
+	tree     []zfs.DatasetVersions
+	tokens   map[string]string
+	err      error
+}
+
+// ListTarget starts listing dst under root, in the background. A puller
+// starts it before it connects to the source, so that its own listing runs
+// while ssh logs in, and passes it to Run in Options.TargetListing.
+func ListTarget(ctx context.Context, dst Target, root string) *TargetListing {
+	l := &TargetListing{root: root, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.features, l.tree, l.tokens, l.err = listTarget(ctx, dst, root)
+	}()
+	return l
+}
+
+// listTarget detects the local zfs and lists the target tree under root
+// (none if root does not exist yet) and its resume tokens.
+func listTarget(ctx context.Context, dst Target, root string) (zfs.Features, []zfs.DatasetVersions, map[string]string, error) {
+	f, err := dst.Features(ctx)
+	if err != nil {
+		return f, nil, nil, &featuresError{errors.WithMessage(err, "detecting the local zfs")}
+	}
+	tree, err := dst.ListTree(ctx, root)
+	switch {
+	case errors.Is(err, zfs.ErrNotFound):
+		pool, _, _ := strings.Cut(root, "/")
+		if exists, err := dst.Exists(ctx, pool); err == nil && !exists {
+			return f, nil, nil, errors.Errorf("--root %s: the pool %s does not exist on this host", root, pool)
+		}
+	case err != nil:
+		return f, nil, nil, errors.WithMessagef(err, "listing the target %s", root)
+	}
+	tokens := map[string]string{}
+	if f.ResumeTokens && len(tree) > 0 {
+		if tokens, err = dst.ResumeTokens(ctx, root); err != nil {
+			return f, nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", root)
+		}
+	}
+	return f, tree, tokens, nil
+}
+
+// featuresError is a failure to detect the local zfs, which plan reports
+// before any other.
+type featuresError struct{ err error }
+
+func (e *featuresError) Error() string { return e.err.Error() }
 
 func (r *runner) targetName(dataset string) string { return r.o.Root + "/" + dataset }
 
@@ -457,6 +516,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 		return 0, errors.WithMessage(err, "source")
 	}
 	defer stream.Close()
+	limited := r.o.BandwidthLimit.Reader(ctx, stream)
 	if resp.To.GUID != step.To.GUID {
 		return 0, errors.Errorf("the source sends %s with guid %s, planned %s", step.To.Name, resp.To.GUID, step.To.GUID)
 	}
@@ -469,7 +529,7 @@ func (r *runner) runStep(ctx context.Context, p DatasetPlan, i int, step Step) (
 			Bytes: n, EstimatedBytes: resp.EstimatedBytes, BytesPerSecond: rate(n, time.Since(start))})
 	})
 	expect := streamPlan(p.Dataset, p.Type, p.Raw, step).Expect()
-	n, err := sendstream.NewReader(stream, expect.Check).WriteTo(pw)
+	n, err := sendstream.NewReader(limited, expect.Check).WriteTo(pw)
 	if err == nil {
 		err = expect.Complete()
 	}

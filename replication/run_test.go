@@ -15,6 +15,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/nvlist"
 	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/rpc"
@@ -1401,6 +1402,69 @@ func TestRunVerifyIgnoresBookmarks(t *testing.T) {
 	}
 	if r := sum.Results[0]; r.Outcome != OutcomeFailed || !strings.Contains(r.Error, "@s2 is missing") {
 		t.Errorf("outcome %s %q; want failed: @s2 is missing", r.Outcome, r.Error)
+	}
+}
+
+// A bandwidth limit paces every stream of the run, together: the fake
+// clock slept for what the bytes beyond the first bucket cost.
+func TestRunBandwidthLimit(t *testing.T) {
+	src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10), snap("tank/a", "s2", 12, 20)))
+	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil})
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	const rate = 1 << 10
+	sum, err := Run(context.Background(), src, dst, Options{Root: runRoot, BandwidthLimit: bwlimit.New(rate, clock)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Failed != 0 || sum.Results[0].Bytes == 0 {
+		t.Fatalf("results %+v", sum.Results)
+	}
+	sent := sum.Results[0].Bytes
+	// The bucket holds 4 KiB at this rate and starts full.
+	if want := time.Duration(max(sent-4<<10, 0)) * time.Second / rate; clock.slept != want {
+		t.Fatalf("slept %s for %d bytes at %d B/s, want %s", clock.slept, sent, rate, want)
+	}
+	if clock.slept == 0 {
+		t.Fatalf("%d bytes sent: too few for the test to see the limit", sent)
+	}
+}
+
+type fakeClock struct {
+	now   time.Time
+	slept time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.now = c.now.Add(d)
+	c.slept += d
+	return ctx.Err()
+}
+
+// A listing of the target started ahead (while ssh connects) is used, not
+// made again; one of another root is not.
+func TestRunTargetListedAhead(t *testing.T) {
+	for _, root := range []string{runRoot, "backup/other"} {
+		src := newFakeSource(fsys("tank/a", snap("tank/a", "s1", 11, 10)))
+		dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil,
+			runRoot + "/tank/a": {tsnap(runRoot+"/tank/a", "s1", 11, 5)}})
+		ahead := ListTarget(context.Background(), dst, root)
+		sum, err := Run(context.Background(), src, dst, Options{Root: runRoot, TargetListing: ahead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sum.Results[0]; r.Outcome != OutcomeUpToDate {
+			t.Errorf("listed ahead under %s: outcome %s %s", root, r.Outcome, r.Error)
+		}
+		<-ahead.done // a listing of another root is not waited for by Run
+		want := 1
+		if root != runRoot {
+			want = 2
+		}
+		if got := len(dst.callsTo("ListTree")); got != want {
+			t.Errorf("listed ahead under %s: %d listings, want %d", root, got, want)
+		}
 	}
 }
 

@@ -18,8 +18,14 @@ type Config struct {
 	// MaxHeaderBytes bounds the JSON header of one message, across all its
 	// HEADERS frames. Default 1 MiB; allowed 4 KiB to 64 MiB.
 	MaxHeaderBytes int
-	// HandshakeTimeout bounds the HELLO exchange. Default 30s.
+	// HandshakeTimeout bounds the HELLO exchange. Default 30s. With
+	// FirstByteTimeout, it counts from the peer's first byte.
 	HandshakeTimeout time.Duration
+	// FirstByteTimeout, when set, is how long the handshake waits for the
+	// peer's first byte before HandshakeTimeout starts: the time a transport
+	// takes to come up (an ssh login on a busy host) is not counted against
+	// the peer's HELLO. Zero: HandshakeTimeout counts from the start.
+	FirstByteTimeout time.Duration
 	// IdleTimeout ends a server session when no frame arrives between calls
 	// for this long. Default 10m.
 	IdleTimeout time.Duration
@@ -84,7 +90,7 @@ func (c Config) Validate() error {
 		return errors.Errorf("rpc config: MaxFramePayload %d is outside %d..%d", c.MaxFramePayload, MinFramePayload, MaxFramePayloadLimit)
 	case c.MaxHeaderBytes < 4<<10 || c.MaxHeaderBytes > 64<<20:
 		return errors.Errorf("rpc config: MaxHeaderBytes %d is outside %d..%d", c.MaxHeaderBytes, 4<<10, 64<<20)
-	case c.HandshakeTimeout < 0, c.IdleTimeout < 0, c.PingInterval < 0, c.PingTimeout < 0, c.CloseTimeout < 0:
+	case c.HandshakeTimeout < 0, c.FirstByteTimeout < 0, c.IdleTimeout < 0, c.PingInterval < 0, c.PingTimeout < 0, c.CloseTimeout < 0:
 		return errors.New("rpc config: timeouts must not be negative")
 	case len(c.SoftwareVersion) > maxSoftwareLen:
 		return errors.Errorf("rpc config: SoftwareVersion is %d bytes, more than %d", len(c.SoftwareVersion), maxSoftwareLen)

@@ -76,7 +76,9 @@ type conn struct {
 	// HEADERS frame that starts a message when it is not set is a protocol error.
 	expect   atomic.Bool
 	lastRecv atomic.Int64 // unix nanoseconds of the last bytes received
-	pingSent atomic.Int64 // unix nanoseconds of the outstanding PING, 0 if none
+	// firstByte is closed when the first bytes arrive.
+	firstByte chan struct{}
+	pingSent  atomic.Int64 // unix nanoseconds of the outstanding PING, 0 if none
 
 	// cancelCall, set by the server while a call runs, is invoked on CANCEL,
 	// on the peer's CLOSE and when the connection fails.
@@ -148,8 +150,10 @@ func newConn(rwc io.ReadWriteCloser, cfg Config) *conn {
 		pongs:  make(chan [pingLen]byte, 1),
 		pings:  make(chan [pingLen]byte, 1),
 		done:   make(chan struct{}),
+
+		firstByte: make(chan struct{}),
 	}
-	c.br = bufio.NewReaderSize(activityReader{r: rwc, last: &c.lastRecv}, readBufferSize)
+	c.br = bufio.NewReaderSize(activityReader{r: rwc, last: &c.lastRecv, first: c.firstByte}, readBufferSize)
 	return c
 }
 
@@ -157,14 +161,17 @@ func newConn(rwc io.ReadWriteCloser, cfg Config) *conn {
 // frame headers, prove the peer alive (a 1 MiB frame on a slow link takes
 // long to arrive, and a PONG queues behind it).
 type activityReader struct {
-	r    io.Reader
-	last *atomic.Int64
+	r     io.Reader
+	last  *atomic.Int64
+	first chan struct{} // closed at the first bytes
 }
 
 func (a activityReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
-		a.last.Store(time.Now().UnixNano())
+		if a.last.Swap(time.Now().UnixNano()) == 0 {
+			close(a.first)
+		}
 	}
 	return n, err
 }

@@ -34,14 +34,17 @@ type responseHeader struct {
 // helloInverted; the acceptor takes the other role and echoes the flag.
 // Roles are settled when handshake returns.
 func (c *conn) handshake(ctx context.Context, initiator, serve bool) error {
-	timer := time.AfterFunc(c.cfg.HandshakeTimeout, func() {
-		c.fail(errors.Wrapf(ErrHandshake, "no HELLO from the peer within %s", c.cfg.HandshakeTimeout))
-	})
-	defer timer.Stop()
+	done := make(chan struct{})
+	clock := make(chan struct{})
+	go func() {
+		defer close(clock)
+		c.handshakeClock(done)
+	}()
 	stop := context.AfterFunc(ctx, func() { c.fail(ctx.Err()) })
-	defer stop()
-
 	err := c.exchangeHellos(initiator, serve)
+	stop()
+	close(done)
+	<-clock
 	if ferr := c.failed(); ferr != nil {
 		return ferr // a timeout or cancellation caused the I/O error
 	}
@@ -53,6 +56,35 @@ func (c *conn) handshake(ctx context.Context, initiator, serve bool) error {
 	c.peerHeader = int(c.peer.MaxHeaderBytes)
 	c.log.Debug("rpc handshake done", zap.String("role", c.role.String()), zap.Stringer("peer", c.peer))
 	return nil
+}
+
+// handshakeClock fails the conn when the handshake takes too long: with
+// FirstByteTimeout, first when no byte arrives within it, then when the
+// HELLO is not complete HandshakeTimeout after the first byte; without,
+// HandshakeTimeout after the start. It returns when done is closed.
+func (c *conn) handshakeClock(done <-chan struct{}) {
+	since := ""
+	if first := c.cfg.FirstByteTimeout; first > 0 {
+		t := time.NewTimer(first)
+		select {
+		case <-done:
+			t.Stop()
+			return
+		case <-c.firstByte:
+			t.Stop()
+			since = " of its first byte"
+		case <-t.C:
+			c.fail(errors.Wrapf(ErrHandshake, "nothing from the peer within %s (the transport did not come up)", first))
+			return
+		}
+	}
+	t := time.NewTimer(c.cfg.HandshakeTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.fail(errors.Wrapf(ErrHandshake, "no HELLO from the peer within %s%s", c.cfg.HandshakeTimeout, since))
+	}
 }
 
 func (c *conn) exchangeHellos(initiator, serve bool) error {

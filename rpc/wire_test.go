@@ -182,6 +182,51 @@ func TestClientHandshakeErrors(t *testing.T) {
 	})
 }
 
+// With FirstByteTimeout, the handshake clock starts at the peer's first
+// byte: a transport slow to come up is not held against the HELLO, a peer
+// that sends nothing fails after FirstByteTimeout, and one that stalls
+// within its HELLO fails HandshakeTimeout after its first byte.
+func TestHandshakeFirstByte(t *testing.T) {
+	hello := rawHello(ProtocolVersion)
+	tests := []struct {
+		name        string
+		first, hand time.Duration
+		peer        func(srv io.ReadWriteCloser)
+		want        string // "" for success
+	}{
+		{"slow transport, then a HELLO", time.Minute, 20 * time.Millisecond, func(srv io.ReadWriteCloser) {
+			time.Sleep(200 * time.Millisecond) // ten handshake timeouts
+			_, _ = srv.Write(hello)
+			_, _ = io.Copy(io.Discard, srv)
+		}, ""},
+		{"nothing at all", 50 * time.Millisecond, time.Minute, func(srv io.ReadWriteCloser) {
+			_, _ = io.Copy(io.Discard, srv)
+		}, "nothing from the peer within 50ms"},
+		{"a HELLO cut short", time.Minute, 50 * time.Millisecond, func(srv io.ReadWriteCloser) {
+			_, _ = srv.Write(hello[:3])
+			_, _ = io.Copy(io.Discard, srv)
+		}, "no HELLO from the peer within 50ms of its first byte"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := fakeServer(t, tt.peer)
+			cfg := testConfig(t)
+			cfg.FirstByteTimeout, cfg.HandshakeTimeout = tt.first, tt.hand
+			cl, err := NewClient(context.Background(), cs, cfg)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("NewClient = %v, want success", err)
+				}
+				cl.c.fail(ErrClosed)
+				return
+			}
+			if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewClient = %v, want a handshake error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestServerHandshakeTimeout(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.HandshakeTimeout = 50 * time.Millisecond

@@ -97,6 +97,11 @@ func (e *Endpoint) Serve(ctx context.Context, rwc io.ReadWriteCloser, version st
 	if cfg.SoftwareVersion == "" {
 		cfg.SoftwareVersion = version
 	}
+	if z, ok := e.ZFS.(*zfs.ZFS); ok && e.Policy != nil {
+		// Every call needs zfs's features (zfs run without arguments):
+		// detect them while the handshake runs. The result is cached.
+		go func() { _, _ = z.Features(ctx) }()
+	}
 	sess, err := rpc.Accept(ctx, rwc, cfg)
 	if err != nil {
 		return err

@@ -299,16 +299,31 @@ func (s *inputStream) Close() error {
 	return s.closeErr
 }
 
-// Abort kills zfs (unless it already exited) and reaps it.
+// abortGrace is how long Abort waits for zfs to exit on the end of its
+// input before it kills it; tests shorten it.
+var abortGrace = 10 * time.Second
+
+// Abort ends zfs's input where it is and reaps zfs: zfs receive, seeing its
+// stream end early, discards what it received and exits. Only a zfs still
+// running abortGrace later is killed. (Killed at once, zfs-fuse's command
+// leaves the receive to its daemon, which winds it down later: the target
+// of a cut full receive then outlives the run that aborted it, and the
+// next run, started at once, found it empty and called it diverged.)
 func (s *inputStream) Abort() error {
 	s.abortOnce.Do(func() {
 		if !s.closing.Load() {
 			s.aborted.Store(true)
 		}
 		s.closing.Store(true)
-		s.p.kill()
 		s.w.Close()
-		<-s.p.done
+		t := time.NewTimer(abortGrace)
+		defer t.Stop()
+		select {
+		case <-s.p.done:
+		case <-t.C:
+			s.p.kill()
+			<-s.p.done
+		}
 	})
 	return nil
 }

@@ -285,8 +285,29 @@ func TestCLIStartInputFailure(t *testing.T) {
 	}
 }
 
+// Abort ends zfs's input, and a zfs that exits on it is not killed: it
+// finished on its own (zfs receive discarding what it received).
+func TestCLIStartInputAbortEndsInput(t *testing.T) {
+	c := script(t, `cat >/dev/null; echo "cannot receive: invalid backup stream" >&2; touch "$0.ended"; exit 1`)
+	in, err := c.StartInput(ctx, "receive", "p/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Write([]byte("part of a stream")); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Abort(); err != nil {
+		t.Errorf("Abort: %v", err)
+	}
+	if _, err := os.Stat(c.Bin + ".ended"); err != nil {
+		t.Errorf("zfs did not finish on the end of its input: %v", err)
+	}
+}
+
 func TestCLIStartInputAbort(t *testing.T) {
-	c := script(t, `exec sleep 1000`) // never reads
+	defer func(g time.Duration) { abortGrace = g }(abortGrace)
+	abortGrace = 100 * time.Millisecond
+	c := script(t, `exec sleep 1000`) // never reads, never exits: killed
 	in, err := c.StartInput(ctx, "receive", "p/a")
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,8 @@ type InputStream interface {
 	io.Writer
 	// Close closes stdin, waits for zfs to exit and returns a *CommandError on non-zero exit.
 	Close() error
-	// Abort kills and reaps zfs (the stream was cut); zfs receive is atomic, so the
-	// target stays as it was. Safe after Close, and twice.
+	// Abort ends zfs's input early and reaps zfs (the stream was cut), killing it if it
+	// does not exit by itself; zfs receive is atomic, so the target stays as it was.
+	// Safe after Close, and twice.
 	Abort() error
 }

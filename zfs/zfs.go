@@ -457,8 +457,6 @@ func recvArgs(o RecvOptions, f Features) ([]string, error) {
 
 // Recv starts `zfs receive [-F] [-u] TARGET` and returns its stdin. Close it to finish the
 // receive (its error says whether zfs accepted the stream), or Abort it to discard it.
-// After an Abort, zfs-fuse's daemon may answer "dataset is busy" for the target for a
-// second or two while it winds the receive down.
 func (z *ZFS) Recv(ctx context.Context, o RecvOptions) (InputStream, error) {
 	if err := ValidateDatasetName(o.Target); err != nil {
 		return nil, err

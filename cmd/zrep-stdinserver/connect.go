@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/pkg/errors"
 	"github.com/spf13/pflag"
@@ -22,6 +23,9 @@ type connFlags struct {
 	sshBin      string
 	local       bool
 	serve       server.ServeConfig
+	// rpc holds the session's timeouts set by hidden flags, for tests that
+	// need them short (a stalled network, a slow listing); zero: the defaults.
+	rpc rpc.Config
 }
 
 const connHelp = `Connecting: --ssh USER@HOST runs the system ssh (your ~/.ssh/config, agent and
@@ -39,6 +43,17 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.local, "local", false, "run the endpoint in this process instead of over ssh")
 	fs.StringVar(&c.serve.PolicyFile, "policy", "", "with --local: the policy `FILE`")
 	fs.StringVar(&c.serve.Identity, "identity", "", "with --local: the identity in the policy file")
+	for _, f := range []struct {
+		v          *time.Duration
+		name, help string
+	}{
+		{&c.rpc.HandshakeTimeout, "rpc-handshake-timeout", "HELLO timeout, from the peer's first byte"},
+		{&c.rpc.PingInterval, "rpc-ping-interval", "PING a quiet peer after this long"},
+		{&c.rpc.PingTimeout, "rpc-ping-timeout", "a peer that answers no PING for this long is dead"},
+	} {
+		fs.DurationVar(f.v, f.name, 0, f.help+" (tests)")
+		_ = fs.MarkHidden(f.name)
+	}
 }
 
 // connect opens a session with the source. close ends it in order.
@@ -47,7 +62,7 @@ func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err = client.Connect(ctx, conn, rpcConfig(log))
+	src, err = client.Connect(ctx, conn, c.rpcConfig(log))
 	if err != nil {
 		_ = conn.Close()
 		_ = wait()
@@ -62,8 +77,12 @@ func (c *connFlags) connect(ctx context.Context, zfsBin string, log *zap.Logger)
 	}, nil
 }
 
-func rpcConfig(log *zap.Logger) rpc.Config {
-	return rpc.Config{SoftwareVersion: version, Logger: log.Named("rpc")}
+// rpcConfig is the session's configuration: the defaults, but for what the
+// hidden --rpc-* flags set.
+func (c *connFlags) rpcConfig(log *zap.Logger) rpc.Config {
+	cfg := c.rpc
+	cfg.SoftwareVersion, cfg.Logger = version, log.Named("rpc")
+	return cfg
 }
 
 // dial opens the connection to the remote endpoint: the system ssh, or an

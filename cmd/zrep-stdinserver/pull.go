@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zrep/zrep/client"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/internal/report"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/zfs"
@@ -24,6 +25,7 @@ func newPullCommand(g *globalFlags) *cobra.Command {
 		asJSON bool
 		zfsBin string
 		many   configFlags
+		bwRate string
 	)
 	cmd := &cobra.Command{
 		Use:   "pull (--ssh USER@HOST | --local ...) --root LOCAL_DATASET [--dataset REMOTE]... [--raw] | --config FILE [--jobs N] [--source NAME]...",
@@ -92,6 +94,16 @@ ends each source. After each source, its state file STATE_DIR/SOURCE.json
 records the run (not with --dry-run); with metrics_textfile (or
 --metrics-textfile) the metrics of every source are then rewritten.
 
+A source that stops answering is given up on: a session that receives nothing
+for 15 s sends a PING, and one that then receives nothing for 60 s more ends
+(ssh's ServerAliveInterval=15 and ServerAliveCountMax=4 end a dead connection
+after about a minute too); the dataset in transit fails saying so, and ssh is
+ended 3 s later. A slow login is no failure: the protocol's 30 s handshake
+clock starts at the source's first byte, and ssh's ConnectTimeout=30 and the
+source's LoginGraceTime bound the connection and the login.
+--bwlimit RATE limits the streams (together, of every source with --config)
+to RATE bytes per second.
+
 Output: a progress bar per transfer on a terminal, a line per step otherwise,
 one JSON event per line with --json (types: plan, step_start, progress,
 step_done, error, dataset_done, summary). Logs go to stderr.
@@ -109,6 +121,9 @@ highest status of the sources (a source that timed out counts as 1).`,
 			defer func() { _ = log.Sync() }()
 			if err := checkFlagMix(cmd.Flags(), many.file != ""); err != nil {
 				return err
+			}
+			if opts.BandwidthLimit, err = bwlimit.Parse(bwRate); err != nil {
+				return withExit(exitUsage, errors.WithMessage(err, "--bwlimit"))
 			}
 			out := cmd.OutOrStdout()
 			mode := report.Lines
@@ -130,13 +145,16 @@ highest status of the sources (a source that timed out counts as 1).`,
 			if err := zfs.ValidateDatasetName(opts.Root); err != nil {
 				return withExit(exitUsage, errors.WithMessage(err, "--root"))
 			}
+			// The local listing runs while ssh connects and logs in.
+			dst := zfs.New(&zfs.CLI{Bin: zfsBin})
+			opts.TargetListing = replication.ListTarget(ctx, dst, opts.Root)
 			src, closeSrc, err := conn.connect(ctx, zfsBin, log)
 			if err != nil {
 				return err
 			}
 			opts.Reporter = report.New(out, mode)
 			opts.Log = log.Named("replication")
-			sum, err := replication.Run(ctx, src, zfs.New(&zfs.CLI{Bin: zfsBin}), opts)
+			sum, err := replication.Run(ctx, src, dst, opts)
 			cerr := closeSrc()
 			if err != nil {
 				if client.IsSessionError(err) {
@@ -162,6 +180,7 @@ highest status of the sources (a source that timed out counts as 1).`,
 	f.BoolVar(&opts.Raw, "raw", false, "receive encrypted datasets raw (zfs send -w): this host stores ciphertext and never needs their keys")
 	f.BoolVar(&opts.ForceRollback, "force-rollback", false, "roll back or overwrite targets that diverged from the source (destroys their newer snapshots)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
+	f.StringVar(&bwRate, "bwlimit", "", "limit the streams to `RATE` bytes per second, e.g. 20MiB or 20M (units of 1024)")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the endpoint with --local)")
 	return cmd
 }

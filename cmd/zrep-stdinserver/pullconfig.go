@@ -135,16 +135,17 @@ func (p *pullSources) run(ctx context.Context) error {
 	}
 	p.log.Debug("pulling sources", zap.String("config", cfg.File), zap.Int("sources", len(selected)), zap.Int("jobs", cfg.Jobs))
 	results := fleet.Run(ctx, selected, fleet.Options{
-		Jobs:          cfg.Jobs,
-		Connect:       p.connect,
-		Target:        target,
-		Reporter:      func(name string) replication.Reporter { return report.ForSource(lw, p.mode, name) },
-		Done:          func(r fleet.Result) { p.done(lw, r) },
-		DryRun:        p.opts.DryRun,
-		ForceRollback: p.opts.ForceRollback,
-		Raw:           p.opts.Raw,
-		StatePath:     cfg.StatePath,
-		Log:           p.log,
+		Jobs:           cfg.Jobs,
+		Connect:        p.connect,
+		Target:         target,
+		Reporter:       func(name string) replication.Reporter { return report.ForSource(lw, p.mode, name) },
+		Done:           func(r fleet.Result) { p.done(lw, r) },
+		DryRun:         p.opts.DryRun,
+		ForceRollback:  p.opts.ForceRollback,
+		Raw:            p.opts.Raw,
+		BandwidthLimit: p.opts.BandwidthLimit,
+		StatePath:      cfg.StatePath,
+		Log:            p.log,
 	})
 	worst := exitOK
 	counts := map[pullstate.Outcome]int{}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zrep/zrep/client"
+	"github.com/zrep/zrep/internal/bwlimit"
 	"github.com/zrep/zrep/internal/report"
 	"github.com/zrep/zrep/policy"
 	"github.com/zrep/zrep/push"
@@ -27,6 +28,7 @@ func newPushCommand(g *globalFlags) *cobra.Command {
 		raw      bool
 		asJSON   bool
 		zfsBin   string
+		bwRate   string
 	)
 	cmd := &cobra.Command{
 		Use:   "push (--ssh USER@HOST | --local ...) --dataset LOCAL... [--raw] [--dry-run] [--json]",
@@ -73,6 +75,10 @@ or the session with it failed before anything was planned.`,
 			if err != nil {
 				return withExit(exitUsage, errors.WithMessage(err, "--dataset"))
 			}
+			limit, err := bwlimit.Parse(bwRate)
+			if err != nil {
+				return withExit(exitUsage, errors.WithMessage(err, "--bwlimit"))
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			c, wait, err := conn.dial(ctx, zfsBin, log)
@@ -88,13 +94,14 @@ or the session with it failed before anything was planned.`,
 				mode = report.Terminal
 			}
 			sum, err := push.Push(ctx, c, push.Options{
-				Offer:    offer,
-				ZFS:      zfs.New(&zfs.CLI{Bin: zfsBin}),
-				DryRun:   dryRun,
-				Raw:      raw,
-				Reporter: report.New(out, mode),
-				RPC:      rpcConfig(log),
-				Log:      log.Named("push"),
+				Offer:          offer,
+				ZFS:            zfs.New(&zfs.CLI{Bin: zfsBin}),
+				DryRun:         dryRun,
+				Raw:            raw,
+				BandwidthLimit: limit,
+				Reporter:       report.New(out, mode),
+				RPC:            client.ConfigFor(c, conn.rpcConfig(log)),
+				Log:            log.Named("push"),
 			})
 			if werr := wait(); werr != nil {
 				log.Warn("local sink", zap.Error(werr))
@@ -117,6 +124,7 @@ or the session with it failed before anything was planned.`,
 	f.BoolVar(&dryRun, "dry-run", false, "ask the sink for its plan and change nothing")
 	f.BoolVar(&raw, "raw", false, "send encrypted datasets raw (zfs send -w): the sink never gets their keys")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
+	f.StringVar(&bwRate, "bwlimit", "", "limit the streams to `RATE` bytes per second, e.g. 20MiB or 20M (units of 1024)")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run locally (and for the sink with --local)")
 	f.StringVar(&conn.serve.LockDir, "lock-dir", sink.DefaultLockDir, "with --local: `DIR` of the sink's lock files")
 	return cmd

@@ -106,10 +106,13 @@ func runServe(g *globalFlags, cfg server.ServeConfig) error {
 	defer stop()
 	log.Info("session start")
 	err = ep.Serve(ctx, stdio, version)
+	// The session's peak memory, for operators sizing a source (and the
+	// load tests, which read it from here).
+	rss := zap.Int64("peak_rss_bytes", peakRSS())
 	if err != nil {
-		log.Error("session failed", zap.Error(err))
+		log.Error("session failed", zap.Error(err), rss)
 		return withExit(server.ExitCode(err), err)
 	}
-	log.Info("session closed")
+	log.Info("session closed", rss)
 	return nil
 }

@@ -50,6 +50,9 @@ type SSHD struct {
 	KnownHosts string
 	// Dir is the test directory with sshd's configuration, keys and authorized_keys.
 	Dir string
+
+	config string
+	proc   *sshdProc
 }
 
 // StartSSHD starts `sshd -D -e -f CONFIG` on 127.0.0.1 with a free random
@@ -95,10 +98,11 @@ func StartSSHDAs(t testing.TB, authorizedKeys, userName string) *SSHD {
 		writeFile(t, config, sshdConfig(s.Addr, hostKey, authFile, userName))
 		p, err := startSSHD(config, s.Addr)
 		if err == nil {
+			s.config, s.proc = config, p
 			t.Cleanup(func() {
-				p.stop()
+				s.proc.stop()
 				if t.Failed() {
-					t.Logf("sshd log:\n%s", p.log.String())
+					t.Logf("sshd log:\n%s", s.proc.log.String())
 				}
 			})
 			break
@@ -113,6 +117,31 @@ func StartSSHDAs(t testing.TB, authorizedKeys, userName string) *SSHD {
 	s.KnownHosts = filepath.Join(dir, "known_hosts")
 	writeFile(t, s.KnownHosts, fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, hostPub))
 	return s
+}
+
+// Restart stops sshd and starts it again with the same configuration on
+// the same port. With killSessions, the sessions it runs are killed first
+// (as a reboot or systemd's default KillMode does); without, they go on
+// (KillMode=process, as Debian's ssh.service has it).
+func (s *SSHD) Restart(t testing.TB, killSessions bool) {
+	t.Helper()
+	old := s.proc
+	if killSessions {
+		old.stop()
+	} else {
+		_ = old.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-old.exited:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("sshd did not exit on SIGTERM")
+		}
+	}
+	p, err := startSSHD(s.config, s.Addr)
+	if err != nil {
+		p.stop()
+		t.Fatalf("sshd restart: %v\nold log:\n%s\nnew log:\n%s", err, old.log.String(), p.log.String())
+	}
+	s.proc = p
 }
 
 // SSHOptions returns the -o options (each "Key=Value") a client needs for
@@ -191,6 +220,9 @@ func sshdConfig(addr, hostKey, authorizedKeys, userName string) string {
 		"PidFile none",
 		"AllowUsers " + userName,
 		"LogLevel VERBOSE",
+		// Tests open many sessions at once: drop none of them.
+		"MaxStartups 200",
+		"MaxSessions 200",
 		"",
 	}, "\n")
 }

@@ -39,9 +39,10 @@ var guestTestEnv = []string{
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 }
 
-// notInLab are tests that are not tests of behaviour: benchmarks run by
-// their own make targets (they skip without their flag).
-const notInLab = "^TestBenchPull$"
+// notInLab are tests that are not tests of behaviour, or too long for it:
+// benchmarks and the soak, run by their own make targets (they skip
+// without their flag).
+const notInLab = "^(TestBenchPull|TestSoak)$"
 
 // TestPackage is a Go package whose tests run in the lab.
 type TestPackage struct {
