@@ -417,9 +417,11 @@ func (z *ZFS) Allow(ctx context.Context, dataset string) (*Allow, error) {
 	}
 	out, err := z.r.Run(ctx, "allow", dataset)
 	if err != nil {
+		// zfs-fuse prints "internal error: /usr/lib/zfs/pyzfs.py not
+		// found" on stdout, and exits 255.
 		var ce *CommandError
-		if errors.As(err, &ce) && strings.Contains(ce.Stderr, "pyzfs") {
-			return nil, errors.Wrapf(ErrUnsupported, "zfs allow %s: %s", dataset, ce.Stderr)
+		if msg := strings.TrimSpace(string(out)); errors.As(err, &ce) && strings.Contains(msg+ce.Stderr, "pyzfs") {
+			return nil, errors.Wrapf(ErrUnsupported, "zfs allow %s: %s", dataset, truncate(strings.TrimSpace(msg+" "+ce.Stderr), 200))
 		}
 		return nil, wrapCmd(err, "zfs allow %s", dataset)
 	}

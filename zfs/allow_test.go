@@ -230,8 +230,9 @@ func TestZFSAllow(t *testing.T) {
 	if _, err := z.Allow(ctx, "p@s"); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("snapshot: %v", err)
 	}
-	// zfs-fuse: recorded on this project's development machine.
-	f = fuseFake(t).on("allow p", "", &CommandError{Args: []string{"allow", "p"}, ExitCode: 255, Stderr: "internal error: /usr/lib/zfs/pyzfs.py not found"})
+	// zfs-fuse, as on this project's development machine: the message
+	// is on stdout.
+	f = fuseFake(t).on("allow p", "internal error: /usr/lib/zfs/pyzfs.py not found\n", &CommandError{Args: []string{"allow", "p"}, ExitCode: 255})
 	if _, err := New(f).Allow(ctx, "p"); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "pyzfs.py not found") {
 		t.Errorf("zfs-fuse: %v", err)
 	}
