@@ -3,11 +3,9 @@
 // findings, each with a severity, what was found, and what to do about it;
 // the command runs the checks that apply to the host (a source: its policy
 // and authorized_keys; a backup host: its configuration, each source's
-// session, each target root) and exits 0 only when no finding is an error.
-//
-// Checks that need OpenZFS (the zfs allow permissions a non-root serve or
-// receive needs, the zfs features detected) are not written yet; they are
-// further Checks of the same shape.
+// session, each target root; on both, the zfs features and the `zfs
+// allow` permissions of a user other than root) and exits 0 only when no
+// finding is an error.
 package doctor
 
 import (

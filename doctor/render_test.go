@@ -30,24 +30,30 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for name, r := range reports {
 		t.Run(name, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := Render(&buf, r); err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join("testdata", name)
-			if *update {
-				_ = os.MkdirAll("testdata", 0o755)
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test -update creates it)", err)
-			}
-			if buf.String() != string(want) {
-				t.Errorf("output differs from %s (go test -update after an intended change):\n%s", path, buf.String())
-			}
+			golden(t, name, r)
 		})
+	}
+}
+
+// golden compares the rendered report with testdata/name.
+func golden(t *testing.T, name string, r *Report) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := Render(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", name)
+	if *update {
+		_ = os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if buf.String() != string(want) {
+		t.Errorf("output differs from %s (go test -update after an intended change):\n%s", path, buf.String())
 	}
 }

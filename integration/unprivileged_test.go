@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zrep/zrep/doctor"
 	"github.com/zrep/zrep/internal/testenv"
 )
 
@@ -271,4 +273,55 @@ func TestUnprivilegedAppendOnlySink(t *testing.T) {
 	if after := allUnder(t, root); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("the attacks changed the sink:\nbefore %v\nafter  %v", before, after)
 	}
+}
+
+// TestUnprivilegedDoctor: doctor, run as root for the user, reads zfs
+// allow and names what is missing, with the command that gives it; after
+// that command it is content.
+func TestUnprivilegedDoctor(t *testing.T) {
+	u := newUnprivileged(t)
+	w := newWorld(t)
+	s, root := w.src.Name, w.root()
+	testenv.Run(t, "zfs", "create", "-o", "mountpoint=none", root)
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte(fmt.Sprintf("identities:\n  b1:\n    datasets: {%q: true}\n  l1:\n    sink: {root: %s}\n", s+"/data<", root)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doctorFindings := func(t *testing.T) []doctor.Finding {
+		t.Helper()
+		r := zrep(t, "doctor", "--policy", policy, "--authorized-keys", u.path("authorized_keys"), "--user", u.name, "--json")
+		var rep doctor.Report
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("doctor --json: exit %d: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		return rep.Findings
+	}
+	find := func(t *testing.T, fs []doctor.Finding, sev doctor.Severity, msg, fix string) {
+		t.Helper()
+		for _, f := range fs {
+			if f.Check == "delegation" && f.Severity == sev && strings.Contains(f.Message, msg) && strings.Contains(f.Fix, fix) {
+				return
+			}
+		}
+		t.Errorf("no %s delegation finding with %q and fix %q in %+v", sev, msg, fix, fs)
+	}
+
+	fs := doctorFindings(t)
+	find(t, fs, doctor.Error, fmt.Sprintf("user %s lacks send,hold on %s/data", u.name, s), fmt.Sprintf("zfs allow -u %s send,hold %s/data", u.name, s))
+	find(t, fs, doctor.Error, fmt.Sprintf("user %s lacks receive:append,create,mount on %s", u.name, root), fmt.Sprintf("zfs allow -u %s receive:append,create,mount %s", u.name, root))
+
+	testenv.Run(t, "zfs", "allow", "-u", u.name, "send,hold", s+"/data")
+	testenv.Run(t, "zfs", "allow", "-u", u.name, "create,mount,receive", root)
+	fs = doctorFindings(t)
+	find(t, fs, doctor.OK, fmt.Sprintf("identity b1: may send,hold %s/data", s), "")
+	find(t, fs, doctor.Warning, fmt.Sprintf("user %s has receive, not receive:append, on %s", u.name, root), "receive:append")
+
+	testenv.Run(t, "zfs", "unallow", "-u", u.name, "receive", root)
+	if out, err := testenv.Output("zfs", "allow", "-u", u.name, "receive:append", root); err != nil {
+		if version, _ := testenv.OpenZFS(t); strings.HasPrefix(version, "zfs-2.1.") || strings.HasPrefix(version, "zfs-2.2.") {
+			return // receive:append is in OpenZFS 2.3.2 and later
+		}
+		t.Fatalf("zfs allow receive:append: %v %s", err, out)
+	}
+	find(t, doctorFindings(t), doctor.OK, fmt.Sprintf("user %s may receive:append,create,mount below %s", u.name, root), "")
 }

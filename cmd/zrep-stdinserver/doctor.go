@@ -34,9 +34,10 @@ func newDoctorCommand(g *globalFlags) *cobra.Command {
 		asJSON     bool
 		zfsBin     string
 		sshBin     string
+		userName   string
 	)
 	cmd := &cobra.Command{
-		Use:   "doctor [--policy FILE [--authorized-keys FILE]...] [--config FILE [--source NAME]...] [--json]",
+		Use:   "doctor [--policy FILE [--authorized-keys FILE]...] [--config FILE [--source NAME]...] [--user NAME] [--json]",
 		Short: "Check a source's or a backup host's setup and say what is wrong",
 		Long: `Check this host's zrep setup and say, for each problem, what to do about it.
 
@@ -53,13 +54,20 @@ are visible to the key; each root's pool exists, and the root, if it exists,
 has mountpoint=none (canmount=off alone is a warning: what is received below
 it still inherits a mountpoint).
 
+On both, what the installed zfs supports (a warning on zfs-fuse), and, for
+a user other than root, the zfs allow permissions it needs: on a source,
+send,hold on each dataset the policy allows as a root (and bookmark,destroy
+with cursor_bookmarks), receive:append,create,mount on each sink root (plain
+receive is a warning: it can receive -F); on a backup host,
+create,mount,receive on each root (destroy missing is a warning: zfs receive
+-A needs it). The user is --user NAME; without it, on a source the owner of
+each authorized_keys file (serve runs as that user), on a backup host the
+user doctor runs as. Root needs no permissions.
+
 Without --policy and --config, doctor checks /etc/zrep/policy.yaml and
 /etc/zrep/pull.yaml, those that exist. --authorized-keys defaults to the
 current user's ~/.ssh/authorized_keys. --json prints one document:
 {"findings":[{"check","subject","severity","message","fix"}],"errors":N,"warnings":N}.
-
-Not checked yet: the zfs allow permissions an unprivileged serve or pull
-needs, and the zfs features of the host.
 
 Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 2 bad flags or nothing to check.`,
@@ -89,7 +97,15 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 				return withExit(exitUsage, errors.New("--authorized-keys goes with --policy"))
 			}
 			z := zfs.New(&zfs.CLI{Bin: zfsBin})
-			var checks []doctor.Check
+			var flagUser *doctor.Who
+			if userName != "" {
+				p, err := doctor.LookupUser(userName)
+				if err != nil {
+					return withExit(exitUsage, errors.Wrap(err, "--user"))
+				}
+				flagUser = &doctor.Who{Principal: p, Why: "--user"}
+			}
+			checks := []doctor.Check{doctor.FeaturesCheck(z)}
 			if policyFile != "" {
 				checks = append(checks, doctor.PolicyCheck(policyFile, z))
 				if len(authKeys) == 0 {
@@ -101,6 +117,13 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 				}
 				for _, f := range authKeys {
 					checks = append(checks, doctor.AuthorizedKeysCheck(f, policyFile, parseServeArgs))
+				}
+				users, err := serveUsers(flagUser, authKeys)
+				if err != nil {
+					return withExit(exitFailure, err)
+				}
+				for _, who := range users {
+					checks = append(checks, doctor.SourceDelegationCheck(policyFile, who, z))
 				}
 			}
 			if configFile != "" {
@@ -118,8 +141,14 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 						RemoteCommand: doctor.ProbeCommand, Log: l.Named("ssh")}
 					return client.Dial(ctx, d, rpc.Config{SoftwareVersion: version, Logger: l.Named("rpc")})
 				}
+				who := flagUser
+				if who == nil {
+					if who, err = currentUser(); err != nil {
+						return withExit(exitFailure, err)
+					}
+				}
 				for _, s := range selected {
-					checks = append(checks, doctor.SessionCheck(s, dial), doctor.TargetCheck(s, z))
+					checks = append(checks, doctor.SessionCheck(s, dial), doctor.TargetCheck(s, z), doctor.PullDelegationCheck(s, *who, z))
 				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -150,5 +179,49 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 	f.BoolVar(&asJSON, "json", false, "print one JSON document")
 	f.StringVar(&zfsBin, "zfs-bin", "zfs", "zfs binary to run")
 	f.StringVar(&sshBin, "ssh-bin", "ssh", "ssh binary to run")
+	f.StringVar(&userName, "user", "", "check the zfs allow permissions of this user `NAME` (default: the owner of each authorized_keys file; with --config, the user doctor runs as)")
 	return cmd
+}
+
+// serveUsers returns the users serve runs as: the one of --user, or the
+// owner of each authorized_keys file (sshd runs the forced command as
+// that user), or, for a file that cannot be read, the user doctor runs as.
+func serveUsers(flagUser *doctor.Who, authKeys []string) ([]doctor.Who, error) {
+	if flagUser != nil {
+		return []doctor.Who{*flagUser}, nil
+	}
+	var out []doctor.Who
+	seen := map[uint32]bool{}
+	for _, f := range authKeys {
+		var who *doctor.Who
+		if st, err := os.Stat(f); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				p, err := doctor.LookupUID(sys.Uid)
+				if err != nil {
+					return nil, err
+				}
+				who = &doctor.Who{Principal: p, Why: "owner of " + f}
+			}
+		}
+		if who == nil {
+			var err error
+			if who, err = currentUser(); err != nil {
+				return nil, err
+			}
+		}
+		if !seen[who.UID] {
+			seen[who.UID] = true
+			out = append(out, *who)
+		}
+	}
+	return out, nil
+}
+
+// currentUser is the user doctor runs as.
+func currentUser() (*doctor.Who, error) {
+	p, err := doctor.LookupUID(uint32(os.Geteuid()))
+	if err != nil {
+		return nil, err
+	}
+	return &doctor.Who{Principal: p, Why: "the user doctor runs as"}, nil
 }

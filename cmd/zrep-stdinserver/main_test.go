@@ -111,6 +111,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"pull", "--root", "bk/x", "--ssh", "h", "--state-dir", "/tmp"},
 		{"doctor", "--source", "a", "--policy", policyFile},
 		{"doctor", "--config", config, "--source", "nosuch"},
+		{"doctor", "--policy", policyFile, "--user", "zrep-no-such-user"},
 		{"status"}, // no --config
 		{"status", "--config", badConfig},
 		{"status", "--config", config, "--warn-lag", "soon"},
