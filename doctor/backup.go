@@ -164,7 +164,7 @@ func TargetCheck(s pullconfig.Source, z PropertyGetter) Check {
 				return []Finding{finding("target", subject, Error, fmt.Sprintf("the pool %s does not exist on this host: every pull of this source fails", pool),
 					"correct root in the configuration, or import the pool")}
 			}
-			return []Finding{finding("target", subject, OK, "does not exist yet: the first pull creates it with mountpoint=none", "")}
+			return []Finding{finding("target", subject, OK, "does not exist yet: the first pull as root creates it with mountpoint=none (a pull as another user cannot: see the delegation finding)", "")}
 		}
 		if err != nil {
 			return []Finding{finding("target", subject, Error, "cannot read its properties: "+err.Error(), "check that zfs works on this host (zfs list)")}

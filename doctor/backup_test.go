@@ -119,7 +119,7 @@ func TestTargetCheck(t *testing.T) {
 		msg  string
 	}{
 		{"bk/none", OK, "exists with mountpoint=none"},
-		{"bk/new", OK, "does not exist yet: the first pull creates it with mountpoint=none"},
+		{"bk/new", OK, "does not exist yet: the first pull as root creates it with mountpoint=none (a pull as another user cannot: see the delegation finding)"},
 		{"nopool/x", Error, "the pool nopool does not exist on this host"},
 		{"bk/mount", Error, "exists and can be mounted (mountpoint=/bk/mount, canmount=on)"},
 		{"bk/off", Warning, "exists with canmount=off: it is not mounted, but the datasets received below it inherit mountpoint=/bk/off"},
