@@ -37,7 +37,12 @@ func osPipePair(t *testing.T) (io.ReadWriteCloser, io.ReadWriteCloser) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &duplex{r: r1, w: w2}, &duplex{r: r2, w: w1}
+	a, b := &duplex{r: r1, w: w2}, &duplex{r: r2, w: w1}
+	// Closing both at the end also keeps them reachable: an end a test
+	// ignores would otherwise be closed by the garbage collector, and the
+	// other end would see its peer hang up in the middle of the test.
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
 }
 
 type duplex struct {

@@ -129,19 +129,21 @@ func TestSlowFrameIsNotADeadPeer(t *testing.T) {
 		_, _ = srv.Write(rawFrame(FrameHeaders, FlagEndHeaders|FlagBody, []byte(`{"result":{}}`)))
 		payload := bytes.Repeat([]byte("x"), 64<<10)
 		frame := rawFrame(FrameData, 0, payload)
-		for i := 0; i < len(frame); i += 2048 { // 64 KiB over about 1.6 s
+		for i := 0; i < len(frame); i += 2048 { // 64 KiB over about 3.2 s
 			end := min(i+2048, len(frame))
 			if _, err := srv.Write(frame[i:end]); err != nil {
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 		_, _ = srv.Write(rawFrame(FrameEnd, 0, nil))
 		time.Sleep(time.Second)
 	})
 	cfg := testConfig(t)
 	cfg.PingInterval = 50 * time.Millisecond
-	cfg.PingTimeout = 300 * time.Millisecond
+	// The frame takes twice the timeout; its gaps of 100 ms stay far below
+	// it, even on a loaded machine (300 ms was missed under -race and load).
+	cfg.PingTimeout = 1500 * time.Millisecond
 	cl, err := NewClient(context.Background(), cs, cfg)
 	if err != nil {
 		t.Fatal(err)
