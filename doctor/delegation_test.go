@@ -235,5 +235,5 @@ func TestDelegationGolden(t *testing.T) {
 	for i := range r.Findings { // the temporary policy file's name varies
 		r.Findings[i].Subject = strings.ReplaceAll(r.Findings[i].Subject, policy, "/etc/zrep/policy.yaml")
 	}
-	golden(t, "render-delegation.golden", r)
+	assertRendered(t, "render-delegation.golden", r)
 }

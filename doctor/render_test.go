@@ -2,13 +2,10 @@ package doctor
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/zrep/zrep/internal/golden"
+)
 
 // The human output is pinned by golden files (go test -update rewrites
 // them after an intended change).
@@ -30,30 +27,17 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for name, r := range reports {
 		t.Run(name, func(t *testing.T) {
-			golden(t, name, r)
+			assertRendered(t, name, r)
 		})
 	}
 }
 
-// golden compares the rendered report with testdata/name.
-func golden(t *testing.T, name string, r *Report) {
+// assertRendered compares the rendered report with testdata/name.
+func assertRendered(t *testing.T, name string, r *Report) {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := Render(&buf, r); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		_ = os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if buf.String() != string(want) {
-		t.Errorf("output differs from %s (go test -update after an intended change):\n%s", path, buf.String())
-	}
+	golden.Assert(t, name, buf.Bytes())
 }

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,13 +12,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/zrep/zrep/internal/golden"
 	"github.com/zrep/zrep/internal/testtools"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/status"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
@@ -50,20 +48,7 @@ func TestEncodeGolden(t *testing.T) {
 	if err := Encode(&buf, report()); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "metrics.prom")
-	if *update {
-		_ = os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if buf.String() != string(want) {
-		t.Errorf("metrics differ from %s (go test -update after an intended change):\n%s", path, buf.String())
-	}
+	golden.Assert(t, "metrics.prom", buf.Bytes())
 }
 
 // The file parses as Prometheus text and holds exactly the values of the

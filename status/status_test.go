@@ -4,21 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/pkg/errors"
 
+	"github.com/zrep/zrep/internal/golden"
 	"github.com/zrep/zrep/pullconfig"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/zfs"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
@@ -89,26 +86,6 @@ func world(t *testing.T) ([]pullconfig.Source, Options) {
 	return sources, Options{StatePath: statePath, Target: target, Now: now}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (go test -update after an intended change):\n%s", path, got)
-	}
-}
-
 func TestStatusGolden(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
@@ -126,7 +103,7 @@ func TestStatusGolden(t *testing.T) {
 			if err := Render(&buf, r); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name, buf.Bytes())
+			golden.Assert(t, tt.name, buf.Bytes())
 			if r.Lagging() != tt.lagging || !r.Incomplete() {
 				t.Errorf("Lagging() = %t, Incomplete() = %t", r.Lagging(), r.Incomplete())
 			}
@@ -142,7 +119,7 @@ func TestStatusJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "status.json.golden", append(b, '\n'))
+	golden.Assert(t, "status.json.golden", append(b, '\n'))
 }
 
 // The lag is the age of the newest snapshot on the target, whatever the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,10 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zrep/zrep/internal/golden"
 	"github.com/zrep/zrep/server"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // runCapture runs the command line and returns its stdout and exit status.
 func runCapture(t *testing.T, args ...string) (string, int) {
@@ -65,22 +63,7 @@ func TestHelpGolden(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("--help exited %d", code)
 			}
-			path := filepath.Join("testdata", name)
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test -update creates it)", err)
-			}
-			if out != string(want) {
-				t.Errorf("help differs from %s (go test -update after an intended change):\n%s", path, out)
-			}
+			golden.Assert(t, name, []byte(out))
 		})
 	}
 }

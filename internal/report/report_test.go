@@ -3,18 +3,14 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/golden"
 	"github.com/zrep/zrep/replication"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // run is a synthetic run with every kind of outcome, fixed times and sizes.
 func run() []replication.Event {
@@ -57,30 +53,13 @@ func run() []replication.Event {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run go test -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestLinesGolden(t *testing.T) {
 	var buf bytes.Buffer
 	r := New(&buf, Lines)
 	for _, ev := range run() {
 		r.Report(ev)
 	}
-	golden(t, "lines.golden", buf.Bytes())
+	golden.Assert(t, "lines.golden", buf.Bytes())
 }
 
 func TestJSONEvents(t *testing.T) {
@@ -89,7 +68,7 @@ func TestJSONEvents(t *testing.T) {
 	for _, ev := range run() {
 		r.Report(ev)
 	}
-	golden(t, "events.golden.jsonl", buf.Bytes())
+	golden.Assert(t, "events.golden.jsonl", buf.Bytes())
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	for _, line := range lines {
 		var ev replication.Event
