@@ -3,9 +3,11 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pkg/errors"
 
@@ -386,4 +388,47 @@ func orNothing(s []string) string {
 		return "none of the optional features"
 	}
 	return strings.Join(s, ", ")
+}
+
+// ServeUsers returns the users serve runs as: the one of --user, or the
+// owner of each authorized_keys file (sshd runs the forced command as
+// that user), or, for a file that cannot be read, the user doctor runs as.
+func ServeUsers(flagUser *Who, authKeys []string) ([]Who, error) {
+	if flagUser != nil {
+		return []Who{*flagUser}, nil
+	}
+	var out []Who
+	seen := map[uint32]bool{}
+	for _, f := range authKeys {
+		var who *Who
+		if st, err := os.Stat(f); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				p, err := LookupUID(sys.Uid)
+				if err != nil {
+					return nil, err
+				}
+				who = &Who{Principal: p, Why: "owner of " + f}
+			}
+		}
+		if who == nil {
+			var err error
+			if who, err = CurrentUser(); err != nil {
+				return nil, err
+			}
+		}
+		if !seen[who.UID] {
+			seen[who.UID] = true
+			out = append(out, *who)
+		}
+	}
+	return out, nil
+}
+
+// CurrentUser is the user doctor runs as.
+func CurrentUser() (*Who, error) {
+	p, err := LookupUID(uint32(os.Geteuid()))
+	if err != nil {
+		return nil, err
+	}
+	return &Who{Principal: p, Why: "the user doctor runs as"}, nil
 }

@@ -118,7 +118,7 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 				for _, f := range authKeys {
 					checks = append(checks, doctor.AuthorizedKeysCheck(f, policyFile, parseServeArgs))
 				}
-				users, err := serveUsers(flagUser, authKeys)
+				users, err := doctor.ServeUsers(flagUser, authKeys)
 				if err != nil {
 					return withExit(exitFailure, err)
 				}
@@ -143,7 +143,7 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 				}
 				who := flagUser
 				if who == nil {
-					if who, err = currentUser(); err != nil {
+					if who, err = doctor.CurrentUser(); err != nil {
 						return withExit(exitFailure, err)
 					}
 				}
@@ -181,47 +181,4 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 	f.StringVar(&sshBin, "ssh-bin", "ssh", "ssh binary to run")
 	f.StringVar(&userName, "user", "", "check the zfs allow permissions of this user `NAME` (default: the owner of each authorized_keys file; with --config, the user doctor runs as)")
 	return cmd
-}
-
-// serveUsers returns the users serve runs as: the one of --user, or the
-// owner of each authorized_keys file (sshd runs the forced command as
-// that user), or, for a file that cannot be read, the user doctor runs as.
-func serveUsers(flagUser *doctor.Who, authKeys []string) ([]doctor.Who, error) {
-	if flagUser != nil {
-		return []doctor.Who{*flagUser}, nil
-	}
-	var out []doctor.Who
-	seen := map[uint32]bool{}
-	for _, f := range authKeys {
-		var who *doctor.Who
-		if st, err := os.Stat(f); err == nil {
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				p, err := doctor.LookupUID(sys.Uid)
-				if err != nil {
-					return nil, err
-				}
-				who = &doctor.Who{Principal: p, Why: "owner of " + f}
-			}
-		}
-		if who == nil {
-			var err error
-			if who, err = currentUser(); err != nil {
-				return nil, err
-			}
-		}
-		if !seen[who.UID] {
-			seen[who.UID] = true
-			out = append(out, *who)
-		}
-	}
-	return out, nil
-}
-
-// currentUser is the user doctor runs as.
-func currentUser() (*doctor.Who, error) {
-	p, err := doctor.LookupUID(uint32(os.Geteuid()))
-	if err != nil {
-		return nil, err
-	}
-	return &doctor.Who{Principal: p, Why: "the user doctor runs as"}, nil
 }
