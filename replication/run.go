@@ -35,8 +35,6 @@ type Target interface {
 	Exists(ctx context.Context, name string) (bool, error)
 	CreatePlaceholder(ctx context.Context, dataset string) error
 	Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStream, error)
-	// ResumeTokens are the tokens cut resumable receives left under root.
-	ResumeTokens(ctx context.Context, root string) (map[string]string, error)
 	// AbortResume discards what a cut resumable receive left, and its token.
 	AbortResume(ctx context.Context, dataset string) error
 }
@@ -249,7 +247,7 @@ func ListTarget(ctx context.Context, dst Target, root string) *TargetListing {
 }
 
 // listTarget detects the local zfs and lists the target tree under root
-// (none if root does not exist yet) and its resume tokens.
+// (none if root does not exist yet) and the resume tokens in it.
 func listTarget(ctx context.Context, dst Target, root string) (zfs.Features, []zfs.DatasetVersions, map[string]string, error) {
 	f, err := dst.Features(ctx)
 	if err != nil {
@@ -266,9 +264,9 @@ func listTarget(ctx context.Context, dst Target, root string) (zfs.Features, []z
 		return f, nil, nil, errors.WithMessagef(err, "listing the target %s", root)
 	}
 	tokens := map[string]string{}
-	if f.ResumeTokens && len(tree) > 0 {
-		if tokens, err = dst.ResumeTokens(ctx, root); err != nil {
-			return f, nil, nil, errors.WithMessagef(err, "listing the resume tokens under %s", root)
+	for _, d := range tree {
+		if d.ResumeToken != "" {
+			tokens[d.Name] = d.ResumeToken
 		}
 	}
 	return f, tree, tokens, nil

@@ -297,7 +297,7 @@ func (t *fakeTarget) ListTree(ctx context.Context, top string) ([]zfs.DatasetVer
 	var out []zfs.DatasetVersions
 	for name, d := range t.ds {
 		if name == top || strings.HasPrefix(name, top+"/") {
-			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem, Encrypted: t.encrypted[name]},
+			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem, Encrypted: t.encrypted[name], ResumeToken: t.tokens[name]},
 				Versions: append([]zfs.Version(nil), d.snaps...)})
 		}
 	}
@@ -352,19 +352,6 @@ func (t *fakeTarget) Recv(ctx context.Context, o zfs.RecvOptions) (zfs.InputStre
 	r := &fakeRecv{t: t, opts: o}
 	t.recvs = append(t.recvs, r)
 	return r, nil
-}
-
-func (t *fakeTarget) ResumeTokens(ctx context.Context, root string) (map[string]string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.record("ResumeTokens %s", root)
-	out := map[string]string{}
-	for ds, tok := range t.tokens {
-		if ds == root || strings.HasPrefix(ds, root+"/") {
-			out[ds] = tok
-		}
-	}
-	return out, nil
 }
 
 // AbortResume drops the token, and a partly received new dataset with it.

@@ -11,12 +11,12 @@ import (
 	"github.com/pkg/errors"
 )
 
-// The properties zrep reads, in the order used on the command line; where
-// zfs has encryption, also whether each dataset is encrypted.
-const (
-	listProps          = "type,guid,createtxg,creation"
-	listPropsEncrypted = listProps + ",encryption"
-)
+// The properties zrep reads, in the order used on the command line (and
+// their bits, for parseListOf); where zfs has encryption, also whether each
+// dataset is encrypted, and where it has resumable receives, the tokens.
+const listProps = "type,guid,createtxg,creation"
+
+var listColumns = []uint8{haveType, haveGUID, haveTXG, haveCreation}
 
 // entry is one dataset, snapshot or bookmark of a listing.
 type entry struct {
@@ -25,8 +25,9 @@ type entry struct {
 	guid     uint64
 	txg      uint64
 	creation int64
-	encrypt  bool  // the encryption property is not "off"
-	have     uint8 // bits of what was set
+	encrypt  bool   // the encryption property is not "off"
+	token    string // receive_resume_token, if not "-"
+	have     uint8  // bits of what was set
 }
 
 const (
@@ -35,6 +36,7 @@ const (
 	haveTXG
 	haveCreation
 	haveEncryption
+	haveToken
 	haveAll = haveType | haveGUID | haveTXG | haveCreation // what every version needs
 )
 
@@ -149,6 +151,14 @@ func (e *entry) setProp(prop uint8, val []byte) error {
 	case haveEncryption:
 		e.encrypt = len(val) > 0 && string(val) != "off" && string(val) != "-"
 		e.have |= haveEncryption
+	case haveToken:
+		if len(val) > 0 && string(val) != "-" {
+			if err := validToken(string(val)); err != nil {
+				return errors.WithMessagef(err, "%s: receive_resume_token %q", e.name, truncate(string(val), 40))
+			}
+			e.token = string(val)
+		}
+		e.have |= haveToken
 	}
 	return nil
 }
@@ -192,12 +202,7 @@ func parseGet(r io.Reader) ([]entry, error) {
 
 // parseList parses `zfs list -H -p -o name,type,guid,createtxg,creation` output.
 func parseList(r io.Reader) ([]entry, error) {
-	return parseListOf(r, []uint8{haveType, haveGUID, haveTXG, haveCreation})
-}
-
-// parseListEncrypted parses the same with an encryption column last.
-func parseListEncrypted(r io.Reader) ([]entry, error) {
-	return parseListOf(r, []uint8{haveType, haveGUID, haveTXG, haveCreation, haveEncryption})
+	return parseListOf(r, listColumns)
 }
 
 // parseListOf parses `zfs list -H -p -o name,PROPS` output whose columns
@@ -269,7 +274,7 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 			continue
 		}
 		index[e.name] = len(out)
-		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt}})
+		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt, ResumeToken: e.token}})
 	}
 	for i := range entries {
 		e := &entries[i]

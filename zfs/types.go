@@ -24,6 +24,10 @@ type Dataset struct {
 	// Encrypted: the dataset is encrypted (known from ListTree where zfs
 	// has encryption; false otherwise).
 	Encrypted bool
+	// ResumeToken is the receive_resume_token a cut resumable receive
+	// left (known from ListTree where zfs has resumable receives; "" if
+	// none).
+	ResumeToken string
 }
 
 // Version is a snapshot or bookmark: a point in a dataset's history.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,24 +81,27 @@ func (f Features) versionTypes() string {
 }
 
 // listArgs returns the arguments that list datasets and versions (with depth "-d 1" or
-// "-r"), and the parser for their output.
-func (z *ZFS) listArgs(ctx context.Context, depth []string, root string) ([]string, func(io.Reader) ([]entry, error), error) {
+// "-r"), and the parser for their output. With tokens, where zfs has
+// resumable receives, the same listing reads each dataset's
+// receive_resume_token too (one pass over the datasets instead of two).
+func (z *ZFS) listArgs(ctx context.Context, depth []string, root string, tokens bool) ([]string, func(io.Reader) ([]entry, error), error) {
 	f, err := z.Features(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	var args []string
 	parse := parseGet
-	switch {
-	case f.ListParsable && f.Encryption:
-		args = append([]string{"list", "-H", "-p", "-o", "name," + listPropsEncrypted,
-			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
-		parse = parseListEncrypted
-	case f.ListParsable:
-		args = append([]string{"list", "-H", "-p", "-o", "name," + listProps,
-			"-t", "filesystem,volume," + f.versionTypes()}, depth...)
-		parse = parseList
-	default:
+	if f.ListParsable {
+		cols, props := "name,"+listProps, listColumns
+		if f.Encryption {
+			cols, props = cols+",encryption", append(slices.Clone(props), haveEncryption)
+		}
+		if tokens && f.ResumeTokens {
+			cols, props = cols+",receive_resume_token", append(slices.Clone(props), haveToken)
+		}
+		args = append([]string{"list", "-H", "-p", "-o", cols, "-t", "filesystem,volume," + f.versionTypes()}, depth...)
+		parse = func(r io.Reader) ([]entry, error) { return parseListOf(r, props) }
+	} else {
 		args = append([]string{"get", "-H", "-p", "-o", "name,property,value"}, depth...)
 		args = append(args, listProps)
 	}
@@ -142,7 +146,7 @@ func (z *ZFS) ListVersions(ctx context.Context, dataset string) ([]Version, erro
 	if err := ValidateDatasetName(dataset); err != nil {
 		return nil, err
 	}
-	args, parse, err := z.listArgs(ctx, []string{"-d", "1"}, dataset)
+	args, parse, err := z.listArgs(ctx, []string{"-d", "1"}, dataset, false)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +182,7 @@ func (z *ZFS) ListTree(ctx context.Context, root string) ([]DatasetVersions, err
 			return nil, err
 		}
 	}
-	args, parse, err := z.listArgs(ctx, []string{"-r"}, root)
+	args, parse, err := z.listArgs(ctx, []string{"-r"}, root, true)
 	if err != nil {
 		return nil, err
 	}
