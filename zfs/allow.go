@@ -229,9 +229,11 @@ func parseAllowEntry(body string, scope Scope) (AllowEntry, error) {
 }
 
 // splitNamePerms splits "NAME PERMS" where NAME may contain spaces: at the
-// first space after which the rest is a permission list.
+// first space after which the rest is a permission list. Names are short
+// (user, group and set names), which keeps a long line from costing the
+// square of its length.
 func splitNamePerms(s string) (string, []string, bool) {
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s) && i <= maxPermName; i++ {
 		if s[i] != ' ' || i == 0 {
 			continue
 		}
