@@ -277,8 +277,7 @@ func (b *bench) scale(t *testing.T) {
 // its --root), alone and both at once, with the CPU the zfs-fuse daemon
 // spent on each (it does the work; zfs-fuse lists unmounted datasets, as
 // received targets are, several times slower than mounted ones). On
-// OpenZFS the listing is the one package zfs runs there (the source's
-// lacks the token column, which costs it nothing measurable).
+// OpenZFS the listing is the one package zfs runs there, on either side.
 func (b *bench) listings(t *testing.T, what, dstRoot string) {
 	get := []string{"get", "-H", "-p", "-o", "name,property,value", "-r", "type,guid,createtxg,creation"}
 	if _, openZFS := testenv.OpenZFS(t); openZFS {

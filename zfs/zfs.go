@@ -579,39 +579,6 @@ func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error 
 	return wrapCmd(err, "zfs set quota on %s", dataset)
 }
 
-// ResumeTokens returns the receive_resume_token of every filesystem and
-// volume at or below root that has one, by dataset: what cut resumable
-// receives left. It is empty where zfs has no resume tokens, and for a
-// root that does not exist.
-func (z *ZFS) ResumeTokens(ctx context.Context, root string) (map[string]string, error) {
-	if err := ValidateDatasetName(root); err != nil {
-		return nil, err
-	}
-	f, err := z.Features(ctx)
-	if err != nil || !f.ResumeTokens {
-		return map[string]string{}, err
-	}
-	out, err := z.r.Run(ctx, "get", "-H", "-p", "-r", "-o", "name,value", "-t", "filesystem,volume", "receive_resume_token", root)
-	if errors.Is(err, ErrNotFound) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, wrapCmd(err, "list the resume tokens under %s", root)
-	}
-	tokens := map[string]string{}
-	err = readLines(bytes.NewReader(out), func(line []byte) error {
-		name, value, ok := strings.Cut(string(line), "\t")
-		if !ok || ValidateDatasetName(name) != nil {
-			return errors.Errorf("unexpected line %q", line)
-		}
-		if value != "-" && value != "" {
-			tokens[name] = value
-		}
-		return nil
-	})
-	return tokens, errors.Wrapf(err, "list the resume tokens under %s", root)
-}
-
 // AbortResume discards what a cut resumable receive left in dataset, and
 // its token: `zfs receive -A DATASET`. A partly received new dataset is
 // gone afterwards; an existing one keeps its snapshots.
