@@ -228,7 +228,13 @@ func zrep(t *testing.T, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	return runCommand(t, exec.CommandContext(ctx, binary, args...))
+}
+
+// runCommand runs cmd to completion and returns its output and exit
+// status; a command that cannot run at all fails the test.
+func runCommand(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -236,7 +242,7 @@ func zrep(t *testing.T, args ...string) result {
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			t.Fatalf("running %v: %v", args, err)
+			t.Fatalf("running %v: %v", cmd.Args, err)
 		}
 		r.code = ee.ExitCode()
 	}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,18 +89,7 @@ func (p *unprivileged) zrep(t *testing.T, args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "runuser", append([]string{"-u", p.name, "--", p.bin}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+p.dir)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running %v as %s: %v", args, p.name, err)
-		}
-		r.code = ee.ExitCode()
-	}
-	return r
+	return runCommand(t, cmd)
 }
 
 // shell runs a shell command as the user and returns its exit status and
