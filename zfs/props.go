@@ -7,8 +7,8 @@ import (
 	"github.com/pkg/errors"
 )
 
-// GetProperties returns the values of properties of one dataset:
-// `zfs get -H -o property,value PROP,... DATASET`. A dataset that does not
+// GetProperties returns the values of properties of one dataset, numbers
+// exact (quota in bytes): `zfs get -H -p -o property,value PROP,... DATASET`. A dataset that does not
 // exist gives an error matching ErrNotFound.
 func (z *ZFS) GetProperties(ctx context.Context, dataset string, props ...string) (map[string]string, error) {
 	if err := ValidateDatasetName(dataset); err != nil {
@@ -22,7 +22,7 @@ func (z *ZFS) GetProperties(ctx context.Context, dataset string, props ...string
 			return nil, err
 		}
 	}
-	out, err := z.r.Run(ctx, "get", "-H", "-o", "property,value", strings.Join(props, ","), dataset)
+	out, err := z.r.Run(ctx, "get", "-H", "-p", "-o", "property,value", strings.Join(props, ","), dataset)
 	if err != nil {
 		return nil, wrapCmd(err, "zfs get %s", dataset)
 	}

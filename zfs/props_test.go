@@ -7,9 +7,9 @@ import (
 
 func TestGetProperties(t *testing.T) {
 	f := fuseFake(t).
-		on("get -H -o property,value mountpoint,canmount bk/web1", "mountpoint\tnone\ncanmount\ton\n", nil).
-		on("get -H -o property,value mountpoint,canmount bk/x", "", notFoundErr("get", "bk/x")).
-		on("get -H -o property,value mountpoint,canmount bk/short", "mountpoint\tnone\n", nil)
+		on("get -H -p -o property,value mountpoint,canmount bk/web1", "mountpoint\tnone\ncanmount\ton\n", nil).
+		on("get -H -p -o property,value mountpoint,canmount bk/x", "", notFoundErr("get", "bk/x")).
+		on("get -H -p -o property,value mountpoint,canmount bk/short", "mountpoint\tnone\n", nil)
 	z := New(f)
 	got, err := z.GetProperties(ctx, "bk/web1", "mountpoint", "canmount")
 	if err != nil || got["mountpoint"] != "none" || got["canmount"] != "on" || len(got) != 2 {

@@ -568,11 +568,11 @@ func (z *ZFS) SetQuota(ctx context.Context, dataset string, bytes uint64) error 
 		return errors.Errorf("set quota of %s: a quota of 0 bytes", dataset)
 	}
 	want := strconv.FormatUint(bytes, 10)
-	out, err := z.r.Run(ctx, "get", "-H", "-p", "-o", "value", "quota", dataset)
+	props, err := z.GetProperties(ctx, dataset, "quota")
 	if err != nil {
-		return wrapCmd(err, "zfs get quota %s", dataset)
+		return err
 	}
-	if strings.TrimSpace(string(out)) == want {
+	if props["quota"] == want {
 		return nil
 	}
 	_, err = z.r.Run(ctx, "set", "quota="+want, dataset)

@@ -417,9 +417,9 @@ func TestRecvRefuses(t *testing.T) {
 
 func TestMutations(t *testing.T) {
 	f := fuseFake(t).
-		on("get -H -p -o value quota b/sink", "0\n", nil).
+		on("get -H -p -o property,value quota b/sink", "quota\t0\n", nil).
 		on("set quota=1073741824 b/sink", "", nil).
-		on("get -H -p -o value quota b/same", "1073741824\n", nil).
+		on("get -H -p -o property,value quota b/same", "quota\t1073741824\n", nil).
 		on("create -o mountpoint=none b/pool", "", nil).
 		on("rollback b/a@s1", "", nil).
 		on("rollback -r b/a@s1", "", nil).
@@ -449,9 +449,9 @@ func TestMutations(t *testing.T) {
 		t.Errorf("destroy of a missing snapshot: %v", err)
 	}
 	want := [][]string{
-		{"get", "-H", "-p", "-o", "value", "quota", "b/sink"},
+		{"get", "-H", "-p", "-o", "property,value", "quota", "b/sink"},
 		{"set", "quota=1073741824", "b/sink"},
-		{"get", "-H", "-p", "-o", "value", "quota", "b/same"},
+		{"get", "-H", "-p", "-o", "property,value", "quota", "b/same"},
 		{"create", "-o", "mountpoint=none", "b/pool"},
 		{"rollback", "b/a@s1"},
 		{"rollback", "-r", "b/a@s1"},
@@ -491,9 +491,9 @@ func TestMutations(t *testing.T) {
 // never under a parent that would mount them.
 func TestDelegatedPlaceholder(t *testing.T) {
 	f := openzfsFake(t).
-		on("get -H -o property,value mountpoint b/root", "mountpoint\tnone\n", nil).
+		on("get -H -p -o property,value mountpoint b/root", "mountpoint\tnone\n", nil).
 		on("create -u b/root/host", "", nil).
-		on("get -H -o property,value mountpoint b/mounted", "mountpoint\t/b/mounted\n", nil)
+		on("get -H -p -o property,value mountpoint b/mounted", "mountpoint\t/b/mounted\n", nil)
 	z := New(f)
 	z.delegated = true
 	if err := z.CreatePlaceholder(ctx, "b/root/host"); err != nil {
@@ -504,9 +504,9 @@ func TestDelegatedPlaceholder(t *testing.T) {
 		t.Errorf("under a mounted parent: %v", err)
 	}
 	want := [][]string{
-		{"get", "-H", "-o", "property,value", "mountpoint", "b/root"},
+		{"get", "-H", "-p", "-o", "property,value", "mountpoint", "b/root"},
 		{"create", "-u", "b/root/host"},
-		{"get", "-H", "-o", "property,value", "mountpoint", "b/mounted"},
+		{"get", "-H", "-p", "-o", "property,value", "mountpoint", "b/mounted"},
 	}
 	if calls := f.callsExceptProbe(); !reflect.DeepEqual(calls, want) {
 		t.Errorf("calls %q", calls)
