@@ -167,6 +167,20 @@ func shellQuote(s string) string {
 	return s
 }
 
+// readFailed is the finding for a dataset whose `zfs allow` failed.
+func readFailed(subject, dataset string, err error) Finding {
+	return finding("delegation", subject, Error, "cannot read its permissions: "+err.Error(),
+		"check that zfs works on this host (zfs allow "+shellQuote(dataset)+")")
+}
+
+// missingRoot is the finding for a root (of a sink, or of a backup host's
+// source) that does not exist: only root can make it unmounted.
+func missingRoot(subject, root string, who Who, what, fix string) Finding {
+	return finding("delegation", subject, Error,
+		fmt.Sprintf("does not exist: a user other than root cannot create it with mountpoint=none, so every %s as %s fails", what, who.name()),
+		fmt.Sprintf("as root: zfs create -o mountpoint=none %s && %s", shellQuote(root), fix))
+}
+
 // unsupported is the one warning for a zfs whose allow does not work.
 func unsupported(who Who, err error) Finding {
 	return finding("delegation", who.subject(), Warning, "delegation could not be checked: "+err.Error(),
@@ -237,7 +251,7 @@ func sourceDelegation(ctx context.Context, id string, ident *policy.Identity, wh
 		case errors.Is(err, zfs.ErrNotFound):
 			continue // the policy check says so
 		case err != nil:
-			out = append(out, finding("delegation", subject, Error, "cannot read its permissions: "+err.Error(), "check that zfs works on this host (zfs allow "+shellQuote(root)+")"))
+			out = append(out, readFailed(subject, root, err))
 			continue
 		}
 		d := ident.Source.Decide(root + "/x")
@@ -265,11 +279,9 @@ func sinkDelegation(ctx context.Context, id, root string, who Who, z Delegations
 	case errors.Is(err, zfs.ErrUnsupported):
 		return unsupported(who, err), true
 	case errors.Is(err, zfs.ErrNotFound):
-		return finding("delegation", subject, Error,
-			fmt.Sprintf("does not exist: a user other than root cannot create it with mountpoint=none, so every push as %s fails", who.name()),
-			fmt.Sprintf("as root: zfs create -o mountpoint=none %s && %s", shellQuote(root), fix)), false
+		return missingRoot(subject, root, who, "push", fix), false
 	case err != nil:
-		return finding("delegation", subject, Error, "cannot read its permissions: "+err.Error(), "check that zfs works on this host (zfs allow "+shellQuote(root)+")"), false
+		return readFailed(subject, root, err), false
 	}
 	n := need{here: []string{"receive:append", "create", "mount"}, below: true}
 	missing, localOnly := n.lacking(a, root, who.Principal)
@@ -320,11 +332,9 @@ func PullDelegationCheck(s pullconfig.Source, who Who, z Delegations) Check {
 		case errors.Is(err, zfs.ErrUnsupported):
 			return []Finding{unsupported(who, err)}
 		case errors.Is(err, zfs.ErrNotFound):
-			return []Finding{finding("delegation", subject, Error,
-				fmt.Sprintf("does not exist: a user other than root cannot create it with mountpoint=none, so every pull as %s fails", who.name()),
-				fmt.Sprintf("as root: zfs create -o mountpoint=none %s && %s", shellQuote(s.Root), fix))}
+			return []Finding{missingRoot(subject, s.Root, who, "pull", fix)}
 		case err != nil:
-			return []Finding{finding("delegation", subject, Error, "cannot read its permissions: "+err.Error(), "check that zfs works on this host (zfs allow "+shellQuote(s.Root)+")")}
+			return []Finding{readFailed(subject, s.Root, err)}
 		}
 		missing, localOnly := need{here: perms, below: true}.lacking(a, s.Root, who.Principal)
 		if len(missing) > 0 {
