@@ -65,8 +65,9 @@ bench-rpc:
 
 # Replicates 1 GiB through OpenSSH with pull and with ssh ... zfs send | zfs recv
 # on the same zfs-fuse pools (ratio=X.XX) with serve's peak memory, a
-# --bwlimit pull, 8 sources at once next to one (sources8/one=), and
-# nothing-to-do pulls over 200 datasets and 2,000 snapshots next to a bare
+# --bwlimit pull, 8 sources at once next to one (sources8/one=), where zfs
+# has them (OpenZFS) compressible data sent without and with -L -e -c
+# (lec/plain bytes= time=), and nothing-to-do pulls over 200 datasets and 2,000 snapshots next to a bare
 # ssh handshake and zfs list (noop200/handshake=, noop2000/list=). Needs
 # root; a part alone: go test ./integration -run 'TestBenchPull/scale' -args -bench-pull.
 bench-pull:

@@ -34,6 +34,7 @@ func TestBenchPull(t *testing.T) {
 	t.Run("throughput", b.throughput)
 	t.Run("bwlimit", b.bwlimit)
 	t.Run("sources", b.sources)
+	t.Run("compressible", b.compressible)
 	t.Run("scale", b.scale)
 	for _, line := range b.summary {
 		b.report.printf("%s", line)
