@@ -22,31 +22,37 @@ func encrypted(name string, versions ...api.Version) api.Filesystem {
 func TestRunRaw(t *testing.T) {
 	e1, p1 := snap("tank/enc", "s1", 11, 10), snap("tank/plain", "s1", 21, 10)
 	const te = runRoot + "/tank/enc"
+	// How the target of tank/enc exists before the run.
+	const (
+		noTarget          = iota
+		receivedRaw       // encrypted, its own encryption root
+		receivedDecrypted // encrypted with its parent's key
+	)
 	tests := []struct {
-		name      string
-		opts      Options
-		targetEnc bool // the target of tank/enc exists, encrypted (received raw)
-		wantRaw   map[string]bool
-		failed    map[string]string
+		name    string
+		opts    Options
+		target  int
+		wantRaw map[string]bool
+		failed  map[string]string
 	}{
-		{"--raw: encrypted datasets raw, others not", Options{Raw: true}, false, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
-		{"no --raw: plaintext", Options{}, false, map[string]bool{"tank/enc": false, "tank/plain": false}, nil},
-		{"no --raw, but received raw before: stays raw", Options{}, true, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
-		{"a raw_only sink: encrypted datasets only", Options{RequireRaw: true}, false, map[string]bool{"tank/enc": true},
+		{"--raw: encrypted datasets raw, others not", Options{Raw: true}, noTarget, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
+		{"no --raw: plaintext", Options{}, noTarget, map[string]bool{"tank/enc": false, "tank/plain": false}, nil},
+		{"no --raw, but received raw before: stays raw", Options{}, receivedRaw, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
+		{"no --raw, received decrypted into an encrypted parent: stays decrypted", Options{}, receivedDecrypted, map[string]bool{"tank/enc": false, "tank/plain": false}, nil},
+		{"a raw_only sink: encrypted datasets only", Options{RequireRaw: true}, noTarget, map[string]bool{"tank/enc": true},
 			map[string]string{"tank/plain": "this sink takes encrypted datasets only, raw (raw_only)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(encrypted("tank/enc", e1), fsys("tank/plain", p1))
 			target := map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil}
-			if tt.targetEnc {
+			if tt.target != noTarget {
 				src.fss[0].Versions = append(src.fss[0].Versions, snap("tank/enc", "s2", 12, 20))
 				target[te] = []zfs.Version{tsnap(te, "s1", 11, 5)}
 			}
 			dst := newFakeTarget(target)
-			if tt.targetEnc {
-				dst.encrypted[te] = true
-			}
+			dst.encrypted[te] = tt.target != noTarget
+			dst.keyRoot[te] = tt.target == receivedRaw
 			tt.opts.Root = runRoot
 			sum, err := Run(context.Background(), src, dst, tt.opts)
 			if err != nil {

@@ -213,7 +213,7 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 			continue
 		}
 		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback, ResumeToken: tokens[target]})
-		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || r.local[target] != nil && r.local[target].Encrypted)
+		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || receivedRaw(r.local[target]))
 		p.Confirm = toConfirm(fs, p)
 		if p.Action == ActionReplicate && !p.TargetExists {
 			r.incoming[target] = true
@@ -221,6 +221,14 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 		plans = append(plans, p)
 	}
 	return plans, early, nil
+}
+
+// receivedRaw reports whether target (nil: none yet) was received raw, so
+// that its incrementals must be raw too: a raw receive makes the dataset
+// its own encryption root, while one received decrypted into an encrypted
+// parent is encrypted with the parent's key and takes decrypted streams.
+func receivedRaw(target *zfs.DatasetVersions) bool {
+	return target != nil && target.EncryptionRoot
 }
 
 // TargetListing is the target's side of a run's plan: the local zfs's

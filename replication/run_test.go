@@ -258,6 +258,7 @@ type fakeTarget struct {
 	writeErr  map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
 	tokens    map[string]string // target dataset -> its receive_resume_token
 	encrypted map[string]bool   // target dataset -> listed as encrypted
+	keyRoot   map[string]bool   // target dataset -> listed as its own encryption root
 	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop      map[string]bool   // received snapshot (full name) not recorded
 	abortErr  error             // what AbortResume (zfs receive -A) fails with
@@ -269,7 +270,7 @@ type fakeTarget struct {
 // snapshots (pool included: "backup": nil).
 func newFakeTarget(datasets map[string][]zfs.Version) *fakeTarget {
 	t := &fakeTarget{features: zfs.Features{RecvUnmounted: true}, ds: map[string]*fakeDataset{}, txg: 1000,
-		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, encrypted: map[string]bool{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
+		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, encrypted: map[string]bool{}, keyRoot: map[string]bool{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
 	for name, snaps := range datasets {
 		t.ds[name] = &fakeDataset{snaps: append([]zfs.Version(nil), snaps...)}
 	}
@@ -297,7 +298,7 @@ func (t *fakeTarget) ListTree(ctx context.Context, top string) ([]zfs.DatasetVer
 	var out []zfs.DatasetVersions
 	for name, d := range t.ds {
 		if name == top || strings.HasPrefix(name, top+"/") {
-			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem, Encrypted: t.encrypted[name], ResumeToken: t.tokens[name]},
+			out = append(out, zfs.DatasetVersions{Dataset: zfs.Dataset{Name: name, Type: zfs.Filesystem, Encrypted: t.encrypted[name], EncryptionRoot: t.keyRoot[name], ResumeToken: t.tokens[name]},
 				Versions: append([]zfs.Version(nil), d.snaps...)})
 		}
 	}

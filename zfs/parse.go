@@ -26,6 +26,7 @@ type entry struct {
 	txg      uint64
 	creation int64
 	encrypt  bool   // the encryption property is not "off"
+	keyRoot  bool   // the encryptionroot property names the entry itself
 	token    string // receive_resume_token, if not "-"
 	have     uint8  // bits of what was set
 }
@@ -36,6 +37,7 @@ const (
 	haveTXG
 	haveCreation
 	haveEncryption
+	haveEncryptionRoot
 	haveToken
 	haveAll = haveType | haveGUID | haveTXG | haveCreation // what every version needs
 )
@@ -117,6 +119,8 @@ func propBit(prop []byte) uint8 {
 		return haveCreation
 	case "encryption":
 		return haveEncryption
+	case "encryptionroot":
+		return haveEncryptionRoot
 	}
 	return 0
 }
@@ -151,6 +155,9 @@ func (e *entry) setProp(prop uint8, val []byte) error {
 	case haveEncryption:
 		e.encrypt = len(val) > 0 && string(val) != "off" && string(val) != "-"
 		e.have |= haveEncryption
+	case haveEncryptionRoot:
+		e.keyRoot = string(val) == e.name
+		e.have |= haveEncryptionRoot
 	case haveToken:
 		if len(val) > 0 && string(val) != "-" {
 			if err := validToken(string(val)); err != nil {
@@ -274,7 +281,7 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 			continue
 		}
 		index[e.name] = len(out)
-		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt, ResumeToken: e.token}})
+		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt, EncryptionRoot: e.encrypt && e.keyRoot, ResumeToken: e.token}})
 	}
 	for i := range entries {
 		e := &entries[i]

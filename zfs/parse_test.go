@@ -3,6 +3,7 @@ package zfs
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,19 +48,20 @@ const listOutput = "tank\tfilesystem\t4201802676377525276\t1\t1700000000\n" +
 	"tank/vol\tvolume\t77\t30\t1700000004\n" +
 	"tank/vol@v1\tsnapshot\t78\t31\t1700000005\n"
 
-// listOutputEncrypted is listOutput with OpenZFS's encryption column:
-// tank/a is encrypted; snapshots and bookmarks show their dataset's value.
+// listOutputEncrypted is listOutput with OpenZFS's encryption and
+// encryptionroot columns: tank/a is encrypted, its own encryption root;
+// snapshots and bookmarks show their dataset's values.
 var listOutputEncrypted = func() string {
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(listOutput, "\n") {
 		if line == "" {
 			continue
 		}
-		value := "off"
+		value, root := "off", "-"
 		if strings.HasPrefix(line, "tank/a") {
-			value = "aes-256-gcm"
+			value, root = "aes-256-gcm", "tank/a"
 		}
-		b.WriteString(strings.TrimSuffix(line, "\n") + "\t" + value + "\n")
+		b.WriteString(strings.TrimSuffix(line, "\n") + "\t" + value + "\t" + root + "\n")
 	}
 	return b.String()
 }()
@@ -128,6 +130,32 @@ func TestParseListTree(t *testing.T) {
 	}
 	if !reflect.DeepEqual(tree, want) {
 		t.Errorf("tree =\n%+v\nwant\n%+v", tree, want)
+	}
+}
+
+// TestParseEncryptionRoots: a dataset is its own encryption root only when
+// encryptionroot names it; children that inherit a key are not, and
+// neither is an unencrypted dataset whatever the column says.
+func TestParseEncryptionRoots(t *testing.T) {
+	out := "p\tfilesystem\t1\t1\t1700000000\toff\t-\n" +
+		"p/raw\tfilesystem\t2\t2\t1700000000\taes-256-gcm\tp/raw\n" +
+		"p/raw/child\tfilesystem\t3\t3\t1700000000\taes-256-gcm\tp/raw\n" +
+		"p/odd\tfilesystem\t4\t4\t1700000000\toff\tp/odd\n"
+	entries, err := parseListOf(strings.NewReader(out), append(slices.Clone(listColumns), haveEncryption, haveEncryptionRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := buildTree(entries, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, d := range tree {
+		got[d.Name] = d.EncryptionRoot
+	}
+	want := map[string]bool{"p": false, "p/raw": true, "p/raw/child": false, "p/odd": false}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("encryption roots %v, want %v", got, want)
 	}
 }
 

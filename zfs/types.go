@@ -24,6 +24,11 @@ type Dataset struct {
 	// Encrypted: the dataset is encrypted (known from ListTree where zfs
 	// has encryption; false otherwise).
 	Encrypted bool
+	// EncryptionRoot: the dataset is encrypted and its own encryption root,
+	// the dataset whose key unlocks it (known from ListTree where zfs has
+	// encryption). A dataset received raw is one; one received decrypted
+	// into an encrypted parent inherits the parent's.
+	EncryptionRoot bool
 	// ResumeToken is the receive_resume_token a cut resumable receive
 	// left (known from ListTree where zfs has resumable receives; "" if
 	// none).

@@ -94,7 +94,7 @@ func (z *ZFS) listArgs(ctx context.Context, depth []string, root string, tokens 
 	if f.ListParsable {
 		cols, props := "name,"+listProps, listColumns
 		if f.Encryption {
-			cols, props = cols+",encryption", append(slices.Clone(props), haveEncryption)
+			cols, props = cols+",encryption,encryptionroot", append(slices.Clone(props), haveEncryption, haveEncryptionRoot)
 		}
 		if tokens && f.ResumeTokens {
 			cols, props = cols+",receive_resume_token", append(slices.Clone(props), haveToken)

@@ -125,7 +125,7 @@ func TestListVersionsZFSFuse(t *testing.T) {
 }
 
 func TestListVersionsOpenZFS(t *testing.T) {
-	wantArgs := []string{"list", "-H", "-p", "-o", "name,type,guid,createtxg,creation,encryption",
+	wantArgs := []string{"list", "-H", "-p", "-o", "name,type,guid,createtxg,creation,encryption,encryptionroot",
 		"-t", "filesystem,volume,snapshot,bookmark", "-d", "1", "tank/a"}
 	f := openzfsFake(t).on(strings.Join(wantArgs, " "), listOutputEncrypted, nil)
 	got, err := New(f).ListVersions(ctx, "tank/a")
@@ -175,7 +175,7 @@ func TestListTree(t *testing.T) {
 		// One pass reads the resume tokens too: tank/a has one, the
 		// volume a token that is not one (dropped, never passed on).
 		out := withColumn(listOutputEncrypted, map[string]string{"tank/a\t": "1-e3f8a2a6b-c0-789c6360", "tank/vol\t": "-o;x"})
-		f := openzfsFake(t).on("list -H -p -o name,type,guid,createtxg,creation,encryption,receive_resume_token -t filesystem,volume,snapshot,bookmark -r tank", out, nil)
+		f := openzfsFake(t).on("list -H -p -o name,type,guid,createtxg,creation,encryption,encryptionroot,receive_resume_token -t filesystem,volume,snapshot,bookmark -r tank", out, nil)
 		tree, err := New(f).ListTree(ctx, "tank")
 		if err != nil {
 			t.Fatal(err)
@@ -185,6 +185,9 @@ func TestListTree(t *testing.T) {
 		}
 		if tree[0].Encrypted || !tree[1].Encrypted || tree[2].Encrypted {
 			t.Errorf("encrypted: %v %v %v, want only tank/a", tree[0].Encrypted, tree[1].Encrypted, tree[2].Encrypted)
+		}
+		if tree[0].EncryptionRoot || !tree[1].EncryptionRoot || tree[2].EncryptionRoot {
+			t.Errorf("encryption roots: %v %v %v, want only tank/a", tree[0].EncryptionRoot, tree[1].EncryptionRoot, tree[2].EncryptionRoot)
 		}
 		if tree[0].ResumeToken != "" || tree[1].ResumeToken != "1-e3f8a2a6b-c0-789c6360" || tree[2].ResumeToken != "" {
 			t.Errorf("tokens %q %q %q, want only tank/a's", tree[0].ResumeToken, tree[1].ResumeToken, tree[2].ResumeToken)
