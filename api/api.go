@@ -143,6 +143,10 @@ type Version struct {
 	GUID      GUID      `json:"guid"`
 	CreateTXG uint64    `json:"createtxg"`
 	Creation  time.Time `json:"creation"`
+	// Cursor marks a bookmark as the caller's own cursor (MethodConfirm),
+	// so that a puller confirms a snapshot unless its cursor is there
+	// already, whatever other bookmarks share the snapshot's guid.
+	Cursor bool `json:"cursor,omitempty"`
 }
 
 // Version types.

@@ -14,9 +14,11 @@ import (
 // Confirm records that the caller holds req.Snapshot: the caller's cursor
 // bookmark moves there, so that the next incremental can start from it even
 // after the snapshot is pruned. The old cursor is destroyed only after the
-// new position has a bookmark: first DATASET#zrep_cursor_ID_next, then the
-// old cursor goes, the cursor is made anew, and _next goes. At every moment
-// a bookmark at one of the two positions exists.
+// new position has a bookmark: first DATASET#zrep_cursornext_ID, then the
+// old cursor goes, the cursor is made anew, and cursornext goes. At every
+// moment a bookmark at one of the two positions exists. (zfs cannot rename
+// a bookmark; "cursornext" can be no identity's cursor, "zrep_cursor_" +
+// an identity name.)
 func (h *Handlers) Confirm(ctx context.Context, req api.ConfirmRequest) (*api.ConfirmResponse, error) {
 	if err := zfs.ValidateSnapshotName(req.Snapshot); err != nil {
 		return nil, invalid(err)
@@ -39,7 +41,7 @@ func (h *Handlers) Confirm(ctx context.Context, req api.ConfirmRequest) (*api.Co
 		return nil, rpc.Errorf(rpc.CodeInvalidArgument, "%q is not a snapshot", req.Snapshot)
 	}
 	cursor := req.Dataset + "#" + h.cursor
-	next := cursor + "_next"
+	next := req.Dataset + "#" + h.cursorNext
 	var have, haveNext bool
 	for _, v := range versions {
 		switch v.Name {

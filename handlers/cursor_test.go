@@ -70,17 +70,83 @@ func TestConfirmMovesTheCursor(t *testing.T) {
 	confirm("tank/data@s3", 103)
 	want := []string{
 		"bookmark tank/data@s2 tank/data#zrep_cursor_backup",
-		"bookmark tank/data@s3 tank/data#zrep_cursor_backup_next",
+		"bookmark tank/data@s3 tank/data#zrep_cursornext_backup",
 		"destroy tank/data#zrep_cursor_backup",
 		"bookmark tank/data@s3 tank/data#zrep_cursor_backup",
-		"destroy tank/data#zrep_cursor_backup_next",
+		"destroy tank/data#zrep_cursornext_backup",
 	}
 	if !reflect.DeepEqual(z.changes, want) {
 		t.Errorf("changes\n%s\nwant\n%s", strings.Join(z.changes, "\n"), strings.Join(want, "\n"))
 	}
 	for _, c := range z.changes {
-		if strings.HasPrefix(c, "destroy ") && !strings.HasPrefix(c, "destroy tank/data#zrep_cursor_backup") {
+		if strings.HasPrefix(c, "destroy ") && c != "destroy tank/data#zrep_cursor_backup" && c != "destroy tank/data#zrep_cursornext_backup" {
 			t.Errorf("destroyed something else than the cursor: %s", c)
+		}
+	}
+}
+
+// TestConfirmSparesOtherCursors: identities whose names extend each other
+// ("backup", "backup_next") never touch each other's cursor, however their
+// moves interleave.
+func TestConfirmSparesOtherCursors(t *testing.T) {
+	z := &cursorFake{fakeZFS: newFake()}
+	z.features = zfs.Features{Bookmarks: true}
+	sessions := map[string]*rpc.Client{}
+	for _, id := range []string{"backup", "backup_next"} {
+		sessions[id] = connect(t, handlers.New(z, policyFor(t, "backup"), zaptest.NewLogger(t), handlers.Cursors(z, id)))
+	}
+	confirm := func(id, snap string, guid api.GUID) {
+		t.Helper()
+		var resp api.ConfirmResponse
+		if err := sessions[id].Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confirm("backup_next", "tank/data@s2", 102)
+	confirm("backup", "tank/data@s2", 102)
+	confirm("backup", "tank/data@s3", 103)
+	confirm("backup_next", "tank/data@s3", 103)
+	confirm("backup", "tank/data@s2", 102)
+	cursors := map[string]uint64{}
+	for _, v := range z.versions["tank/data"] {
+		if v.Type == zfs.Bookmark && strings.Contains(v.Name, "zrep_") {
+			cursors[v.Name] = v.GUID
+		}
+	}
+	want := map[string]uint64{"tank/data#zrep_cursor_backup": 102, "tank/data#zrep_cursor_backup_next": 103}
+	if !reflect.DeepEqual(cursors, want) {
+		t.Errorf("bookmarks %v, want %v", cursors, want)
+	}
+
+	// Each identity's listings mark its own cursor, and only that; an
+	// endpoint without cursors marks none.
+	plain := connect(t, handlers.New(z, policyFor(t, "backup"), zaptest.NewLogger(t)))
+	for who, cl := range map[string]*rpc.Client{"backup": sessions["backup"], "backup_next": sessions["backup_next"], "": plain} {
+		for _, method := range []string{api.MethodListFilesystems, api.MethodListVersions} {
+			var req any = api.ListFilesystemsRequest{WithVersions: true}
+			if method == api.MethodListVersions {
+				req = api.ListVersionsRequest{Dataset: "tank/data"}
+			}
+			fss, loose, cerr := listing(t, cl, method, req)
+			if cerr != nil {
+				t.Fatalf("%s as %q: %v", method, who, cerr)
+			}
+			for _, fs := range fss {
+				loose = append(loose, fs.Versions...)
+			}
+			var marked []string
+			for _, v := range loose {
+				if v.Cursor {
+					marked = append(marked, v.Name)
+				}
+			}
+			var wantMarked []string
+			if who != "" {
+				wantMarked = []string{"tank/data#zrep_cursor_" + who}
+			}
+			if !reflect.DeepEqual(marked, wantMarked) {
+				t.Errorf("%s as %q marks %q, want %q", method, who, marked, wantMarked)
+			}
 		}
 	}
 }

@@ -58,6 +58,10 @@ type Handlers struct {
 	rawOnly bool
 	cursors CursorZFS // nil: no Confirm, and the handlers only read
 	cursor  string    // the short name of the caller's cursor bookmark
+	// cursorNext is the short name of the bookmark that holds the cursor's
+	// new position while the cursor is remade there; no identity's cursor
+	// can have it.
+	cursorNext string
 }
 
 // CursorZFS is what cursor bookmarks need of zfs, besides ZFS: the only
@@ -80,10 +84,13 @@ func RawOnly() Option { return func(h *Handlers) { h.rawOnly = true } }
 // Cursors lets the caller confirm what it received (Confirm): the endpoint
 // then keeps the bookmark DATASET#zrep_cursor_<identity> at the newest
 // confirmed snapshot, and may destroy that bookmark, and nothing else, when
-// it moves it (the policy's cursor_bookmarks). identity must be valid in a
-// bookmark name (the policy checks it).
+// it moves it (the policy's cursor_bookmarks); while it moves, a second one,
+// DATASET#zrep_cursornext_<identity>, holds the new position. identity must
+// be valid in a bookmark name (the policy checks it).
 func Cursors(z CursorZFS, identity string) Option {
-	return func(h *Handlers) { h.cursors, h.cursor = z, "zrep_cursor_"+identity }
+	return func(h *Handlers) {
+		h.cursors, h.cursor, h.cursorNext = z, "zrep_cursor_"+identity, "zrep_cursornext_"+identity
+	}
 }
 
 // New returns the handlers for a caller whose datasets p allows.
@@ -143,7 +150,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 		for _, d := range tree {
 			if h.policy.Allows(d.Name) {
-				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted, Versions: apiVersions(d.Versions)})
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted, Versions: h.apiVersions(d.Versions)})
 			}
 		}
 	} else {
@@ -193,7 +200,7 @@ func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest
 	if err != nil {
 		return nil, nil, err
 	}
-	return listing(nil, apiVersions(versions))
+	return listing(nil, h.apiVersions(versions))
 }
 
 // versions validates dataset, applies the policy and lists its versions.
@@ -450,10 +457,13 @@ func apiVersion(v zfs.Version) api.Version {
 	return api.Version{Name: v.Name, Type: string(v.Type), GUID: api.GUID(v.GUID), CreateTXG: v.CreateTXG, Creation: v.Creation}
 }
 
-func apiVersions(vs []zfs.Version) []api.Version {
+// apiVersions converts a listing's versions, marking the caller's cursor
+// bookmark where the handlers keep cursors.
+func (h *Handlers) apiVersions(vs []zfs.Version) []api.Version {
 	out := make([]api.Version, len(vs))
 	for i, v := range vs {
 		out[i] = apiVersion(v)
+		out[i].Cursor = h.cursors != nil && v.Type == zfs.Bookmark && strings.HasSuffix(v.Name, "#"+h.cursor)
 	}
 	return out
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // TestRunConfirmsToCursorSources: after a dataset is verified (or found up
-// to date) its newest snapshot is confirmed, unless the source already has
-// a bookmark of it; a source without cursors is asked once per run.
+// to date) its newest snapshot is confirmed, unless the source lists the
+// caller's cursor there already (another bookmark of it does not count);
+// a source without cursors is asked once per run.
 func TestRunConfirmsToCursorSources(t *testing.T) {
 	a1, a2, a3 := snap("tank/a", "s1", 11, 10), snap("tank/a", "s2", 12, 20), snap("tank/a", "s3", 13, 30)
 	b1 := snap("tank/b", "s1", 21, 10)
@@ -28,8 +29,18 @@ func TestRunConfirmsToCursorSources(t *testing.T) {
 	if want := []string{"tank/a@s3=13", "tank/b@s1=21"}; !reflect.DeepEqual(src.confirms, want) {
 		t.Errorf("confirms %q, want %q", src.confirms, want)
 	}
-	// The source now keeps a cursor of tank/a@s3: nothing to confirm there.
-	src.fss[0].Versions = append(src.fss[0].Versions, api.Version{Name: "tank/a#zrep_cursor_b", Type: api.TypeBookmark, GUID: 13, CreateTXG: 30})
+	// Someone else's bookmark of tank/a@s3 (the snapshot tool's, another
+	// backup's cursor): still confirmed.
+	src.fss[0].Versions = append(src.fss[0].Versions, api.Version{Name: "tank/a#daily", Type: api.TypeBookmark, GUID: 13, CreateTXG: 30})
+	src.confirms = nil
+	if _, err := Run(context.Background(), src, dst, Options{Root: runRoot}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"tank/a@s3=13", "tank/b@s1=21"}; !reflect.DeepEqual(src.confirms, want) {
+		t.Errorf("with another bookmark: confirms %q, want %q", src.confirms, want)
+	}
+	// The source lists the caller's cursor at tank/a@s3: nothing to confirm there.
+	src.fss[0].Versions = append(src.fss[0].Versions, api.Version{Name: "tank/a#zrep_cursor_b", Type: api.TypeBookmark, GUID: 13, CreateTXG: 30, Cursor: true})
 	src.confirms = nil
 	if _, err := Run(context.Background(), src, dst, Options{Root: runRoot}); err != nil {
 		t.Fatal(err)

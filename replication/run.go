@@ -374,8 +374,10 @@ func (r *runner) confirm(ctx context.Context, p DatasetPlan) {
 	}
 }
 
-// toConfirm is the snapshot the target holds once p ran, when the source
-// keeps no bookmark of it yet; nil otherwise.
+// toConfirm is the snapshot the target holds once p ran, unless the
+// source's listing shows the caller's cursor there already; nil otherwise.
+// Other bookmarks of the snapshot do not count: the snapshot tool or
+// another backup may prune theirs.
 func toConfirm(fs api.Filesystem, p DatasetPlan) *api.Version {
 	var newest *api.Version
 	switch {
@@ -388,7 +390,7 @@ func toConfirm(fs api.Filesystem, p DatasetPlan) *api.Version {
 		return nil
 	}
 	for _, v := range fs.Versions {
-		if v.Type == api.TypeBookmark && v.GUID == newest.GUID {
+		if v.Cursor && v.GUID == newest.GUID {
 			return nil
 		}
 	}

@@ -172,6 +172,8 @@ func checkFilesystem(fs api.Filesystem) error {
 			return errors.Errorf("version %q listed under %s", v.Name, fs.Name)
 		case sep == '@' && v.Type != api.TypeSnapshot, sep == '#' && v.Type != api.TypeBookmark:
 			return errors.Errorf("version %q listed as a %s", v.Name, v.Type)
+		case v.Cursor && v.Type != api.TypeBookmark:
+			return errors.Errorf("snapshot %q listed as a cursor", v.Name)
 		}
 	}
 	return nil

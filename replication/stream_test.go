@@ -175,6 +175,7 @@ func TestRunSkipsBadlyListedDatasets(t *testing.T) {
 		fsys("tank/c", snap("tank/other", "s1", 1, 1)),
 		fsys("tank/d", api.Version{Name: "tank/d#s1", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1}),
 		fsys("tank/e", api.Version{Name: "tank/e@x/y", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1}),
+		fsys("tank/f", api.Version{Name: "tank/f@s1", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1, Cursor: true}),
 	}
 	src := newFakeSource(append([]api.Filesystem{good}, bad...)...)
 	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil})
