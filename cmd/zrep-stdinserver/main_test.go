@@ -130,6 +130,15 @@ func TestPolicyCheckExitStatus(t *testing.T) {
 	if code != exitFailure || !strings.Contains(out, "tank/database\tdenied\tdenied by default: no rule matches") {
 		t.Errorf("one denied: exit %d, %q", code, out)
 	}
+	// The identity's options, after the rule.
+	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    raw_only: true\n    cursor_bookmarks: true\n    datasets:\n      \"tank/data<\": true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCapture(t, "policy", "check", "--policy", policyFile, "--identity", "a", "tank/data/x", "tank/other")
+	if want := "tank/data/x\tallowed\tallowed by \"tank/data<\": true (line 6); raw only, if encrypted (raw_only); keeps a cursor bookmark of what the puller confirms (cursor_bookmarks)\n" +
+		"tank/other\tdenied\tdenied by default: no rule matches\n"; code != exitFailure || out != want {
+		t.Errorf("options: exit %d, %q; want %q", code, out, want)
+	}
 	// The bare "<" (all datasets), as in zrepl, and what check says of it.
 	if err := os.WriteFile(policyFile, []byte("identities:\n  a:\n    datasets:\n      \"<\": true\n      \"tank/private<\": false\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,8 @@ func newPolicyCommand() *cobra.Command {
 		Use:   "check --policy FILE --identity NAME DATASET...",
 		Short: "Show whether an identity may see each dataset, and which rule decided",
 		Long: `Show, for each dataset, whether the identity may see it and the rule that decided,
-and whether encrypted datasets go to it only raw (raw_only).
+and whether encrypted datasets go to it only raw (raw_only) and the source keeps
+cursor bookmarks for it (cursor_bookmarks).
 
 The policy uses zrepl's filter syntax: a key "tank/data<" matches tank/data
 and every dataset below it, a key without '<' matches exactly that dataset,
@@ -48,8 +49,13 @@ Exit status: 0 when every dataset is allowed, 1 when one or more are denied,
 				if !d.Allowed {
 					verdict = "denied"
 					denied++
-				} else if id.RawOnly {
-					how = "; raw only, if encrypted (raw_only)"
+				} else {
+					if id.RawOnly {
+						how += "; raw only, if encrypted (raw_only)"
+					}
+					if id.CursorBookmarks {
+						how += "; keeps a cursor bookmark of what the puller confirms (cursor_bookmarks)"
+					}
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s%s\n", ds, verdict, d, how)
 			}
