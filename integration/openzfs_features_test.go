@@ -15,6 +15,7 @@ import (
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/internal/testenv"
+	"github.com/zrep/zrep/nvlist"
 	"github.com/zrep/zrep/resumetoken"
 	"github.com/zrep/zrep/rpc"
 )
@@ -93,21 +94,33 @@ func TestResume(t *testing.T) {
 	checkResumed(t, r.stdout, openZFS, 12<<20)
 	sameSnapshots(t, big, target)
 
-	// 2. The puller is killed in the middle of a slow incremental.
-	testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, "data", "big", "data2"), 12<<20)
-	testenv.Run(t, "zfs", "snapshot", big+"@b2")
-	killMidway(t, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"))
-	if tok := resumeToken(t, target); (tok != "") != openZFS {
-		t.Fatalf("after the puller was killed: resume token %q (OpenZFS: %v)", tok, openZFS)
+	// 2. In the middle of a slow incremental, the puller is killed, the
+	// source's serve is killed, or the connection is lost (the puller's
+	// ssh is killed).
+	cuts := []struct {
+		what string
+		kill func(t *testing.T, pull *exec.Cmd)
+	}{
+		{"the puller was killed", func(t *testing.T, pull *exec.Cmd) { _ = pull.Process.Kill() }},
+		{"the source's serve was killed", func(t *testing.T, _ *exec.Cmd) { killAll(t, "-f", "serve .*--zfs-bin "+slow) }},
+		{"the connection was lost", func(t *testing.T, pull *exec.Cmd) { killAll(t, "-P", fmt.Sprint(pull.Process.Pid), "-x", "ssh") }},
 	}
-	r = zrep(t, args("pull", flags(cleanKey), "--root", w.root(), "--dataset", big, "--json")...)
-	if r.code != 0 {
-		t.Fatalf("pull after the kill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	checkResumed(t, r.stdout, openZFS, 12<<20)
-	sameSnapshots(t, big, target)
-	if tok := resumeToken(t, target); tok != "" {
-		t.Errorf("a token stayed after the transfer completed: %s", tok)
+	for i, c := range cuts {
+		testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, "data", "big", fmt.Sprintf("data2-%d", i)), 12<<20)
+		testenv.Run(t, "zfs", "snapshot", fmt.Sprintf("%s@b2-%d", big, i))
+		cutMidway(t, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"), c.kill)
+		if tok := resumeToken(t, target); (tok != "") != openZFS {
+			t.Fatalf("after %s: resume token %q (OpenZFS: %v)", c.what, tok, openZFS)
+		}
+		r = zrep(t, args("pull", flags(cleanKey), "--root", w.root(), "--dataset", big, "--json")...)
+		if r.code != 0 {
+			t.Fatalf("pull after %s: exit %d\n%s\n%s", c.what, r.code, r.stdout, r.stderr)
+		}
+		checkResumed(t, r.stdout, openZFS, 12<<20)
+		sameSnapshots(t, big, target)
+		if tok := resumeToken(t, target); tok != "" {
+			t.Errorf("after %s, a token stayed once the transfer completed: %s", c.what, tok)
+		}
 	}
 
 	// 3. A token that can no longer be used: its snapshot is destroyed on
@@ -118,7 +131,7 @@ func TestResume(t *testing.T) {
 	testenv.Run(t, "zfs", "snapshot", big+"@b3")
 	testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, "data", "big", "data3"), 12<<20)
 	testenv.Run(t, "zfs", "snapshot", big+"@b4")
-	killMidway(t, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"))
+	cutMidway(t, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"), func(t *testing.T, pull *exec.Cmd) { _ = pull.Process.Kill() })
 	if resumeToken(t, target) == "" {
 		t.Fatal("no token after the kill")
 	}
@@ -131,9 +144,10 @@ func TestResume(t *testing.T) {
 	sameSnapshots(t, big, target)
 }
 
-// killMidway starts a pull --json and kills it once it has received 3 MiB
-// (enough for zfs to have saved state to resume from), then waits for it.
-func killMidway(t *testing.T, argv []string) {
+// cutMidway starts a pull --json and, once it has received 3 MiB (enough
+// for zfs to have saved state to resume from), cuts it with kill; then it
+// waits for the pull to end, which it must do with a failure.
+func cutMidway(t *testing.T, argv []string, kill func(t *testing.T, pull *exec.Cmd)) {
 	t.Helper()
 	cmd, out := startZrep(t, argv...)
 	deadline := time.Now().Add(5 * time.Minute)
@@ -143,8 +157,19 @@ func killMidway(t *testing.T, argv []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	kill(t, cmd)
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("the cut pull succeeded:\n%s", out.String())
+	}
+}
+
+// killAll sends SIGKILL to the processes pkill selects with args, and
+// fails t if there is none.
+func killAll(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("pkill", append([]string{"-KILL"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("pkill %s: %v %s", strings.Join(args, " "), err, out)
+	}
 }
 
 // receivedAtLeast reports whether pull --json output has a progress event
@@ -235,6 +260,15 @@ func TestForgedResumeTokens(t *testing.T) {
 		}(), rpc.CodeNotFound},
 		{"a bad checksum", s + "/data", strings.Replace(real(s+"/data@s1").Encode(), "1-", "1-f", 1), rpc.CodeInvalidArgument},
 		{"truncated", s + "/data", func() string { t := real(s + "/data@s1").Encode(); return t[:len(t)-8] }(), rpc.CodeInvalidArgument},
+		{"oversized", s + "/data", real(s+"/data@s1").Encode() + strings.Repeat("0", resumetoken.MaxLen), rpc.CodeInvalidArgument},
+		{"extra fields", s + "/data", func() string {
+			l, err := resumetoken.Inspect(real(s + "/data@s1").Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Pairs = append(l.Pairs, nvlist.Pair{Name: "savedok", Type: nvlist.Boolean}, nvlist.Pair{Name: "extra", Type: nvlist.Uint64, Value: uint64(1)})
+			return resumetoken.EncodeList(l)
+		}(), rpc.CodeInvalidArgument},
 	}
 	src := dialSource(t, context.Background(), e)
 	_ = os.Remove(zfsLog)
@@ -281,6 +315,19 @@ func TestRawPull(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "only raw") || !strings.Contains(r.stdout, "pull --raw") {
 		t.Fatalf("plain pull under raw_only: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// A resume token without rawok is a plain request too, refused before
+	// zfs send runs; the same token with rawok is accepted.
+	src := dialSource(t, context.Background(), e)
+	for _, rawOK := range []bool{false, true} {
+		tok := resumetoken.Token{ToName: enc + "@e1", ToGUID: testenv.GUID(t, enc+"@e1"), Object: 1, RawOK: rawOK}
+		_, body, err := src.Send(context.Background(), api.SendRequest{Dataset: enc, ResumeToken: tok.Encode()})
+		if body != nil {
+			_ = body.Close()
+		}
+		if refused := rpc.CodeOf(err) == rpc.CodePermissionDenied && strings.Contains(err.Error(), "raw_only"); refused == rawOK {
+			t.Errorf("a token with rawok %v under raw_only: %v", rawOK, err)
+		}
+	}
 	r = zrep(t, args("pull", e.flags, "--root", w.root(), "--dataset", enc, "--raw")...)
 	if r.code != 0 {
 		t.Fatalf("raw pull: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -290,12 +337,34 @@ func TestRawPull(t *testing.T) {
 	if ks := strings.TrimSpace(testenv.Run(t, "zfs", "get", "-H", "-o", "value", "keystatus", target)); ks != "unavailable" {
 		t.Errorf("the target's keystatus is %q, want unavailable (the backup host never had the key)", ks)
 	}
-	// An incremental stays raw, without --raw.
+	// An incremental stays raw without --raw: the source's raw_only would
+	// refuse a plain request.
 	testenv.Run(t, "zfs", "snapshot", enc+"@e2")
-	if r = zrep(t, args("pull", e.flags, "--root", w.root(), "--dataset", enc, "--raw")...); r.code != 0 {
+	if r = zrep(t, args("pull", e.flags, "--root", w.root(), "--dataset", enc)...); r.code != 0 {
 		t.Fatalf("raw incremental: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	sameSnapshots(t, enc, target)
+
+	// Pulled decrypted into an encrypted backup root, the target is
+	// encrypted with the root's key; its incrementals stay decrypted (a
+	// raw one could not be received onto it).
+	if err := os.WriteFile(w.policy, []byte(strings.Replace(rawOnly, "    raw_only: true\n", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	encRoot := w.dst.Name + "/encbackup"
+	testenv.Run(t, "zfs", "create", "-o", "mountpoint=none", "-o", "encryption=on", "-o", "keyformat=passphrase", "-o", "keylocation=file://"+keyFile, encRoot)
+	for _, snap := range []string{"", "e3"} {
+		if snap != "" {
+			testenv.Run(t, "zfs", "snapshot", enc+"@"+snap)
+		}
+		if r = zrep(t, args("pull", e.flags, "--root", encRoot, "--dataset", enc)...); r.code != 0 {
+			t.Fatalf("decrypted pull into an encrypted root (%q): exit %d\n%s\n%s", snap, r.code, r.stdout, r.stderr)
+		}
+		sameSnapshots(t, enc, encRoot+"/"+enc)
+	}
+	if root := strings.TrimSpace(testenv.Run(t, "zfs", "get", "-H", "-o", "value", "encryptionroot", encRoot+"/"+enc)); root != encRoot {
+		t.Errorf("the decrypted copy's encryption root is %q, want the backup root %s", root, encRoot)
+	}
 	// The data is intact once the key is loaded.
 	mnt := filepath.Join(w.dir, "check")
 	testenv.Run(t, "zfs", "load-key", "-L", "file://"+keyFile, target)
@@ -348,15 +417,15 @@ func TestBookmarksAndCursors(t *testing.T) {
 	if g := testenv.GUID(t, cursor); g != testenv.GUID(t, vm+"@v1") {
 		t.Fatalf("the cursor has guid %d, not @v1's", g)
 	}
-	if added := diff(allOf(t, w.src.Name), before); len(added) != 1 || !strings.HasPrefix(added[0], cursor+"\t") {
-		t.Errorf("the pull changed the source beyond the cursor: %q", added)
-	}
+	onlyTheCursorChanged(t, before, allOf(t, w.src.Name), cursor)
 
 	// The source moves on and prunes what the backup has: the cursor is the base.
 	testenv.Run(t, "zfs", "snapshot", vm+"@v2")
 	testenv.Run(t, "zfs", "destroy", vm+"@v1")
 	testenv.Run(t, "zfs", "snapshot", vm+"@v3")
+	before = allOf(t, w.src.Name)
 	pull()
+	onlyTheCursorChanged(t, before, allOf(t, w.src.Name), cursor)
 	for _, snap := range []string{"v1", "v2", "v3"} {
 		if _, ok := testenv.Snapshots(t, w.target(vm))[snap]; !ok {
 			t.Errorf("the target lacks @%s", snap)
@@ -367,13 +436,35 @@ func TestBookmarksAndCursors(t *testing.T) {
 	}
 
 	// A plain bookmark works as a base too, after its snapshot is gone.
+	// The snapshot tool's bookmark of the newest snapshot is not the
+	// cursor: the pull still confirms, and the cursor is made there.
 	testenv.Run(t, "zfs", "bookmark", vm+"@v3", vm+"#mine")
 	testenv.Run(t, "zfs", "destroy", cursor)
 	testenv.Run(t, "zfs", "snapshot", vm+"@v4")
+	testenv.Run(t, "zfs", "bookmark", vm+"@v4", vm+"#daily")
 	testenv.Run(t, "zfs", "destroy", vm+"@v3")
+	before = allOf(t, w.src.Name)
 	pull()
 	if _, ok := testenv.Snapshots(t, w.target(vm))["v4"]; !ok {
 		t.Errorf("the target lacks @v4")
+	}
+	if g := testenv.GUID(t, cursor); g != testenv.GUID(t, vm+"@v4") {
+		t.Errorf("the cursor is not at @v4 (guid %d)", g)
+	}
+	onlyTheCursorChanged(t, before, allOf(t, w.src.Name), cursor)
+}
+
+// onlyTheCursorChanged fails t unless the listings (allOf) before and after
+// a pull differ in the cursor bookmark alone: nothing else added, nothing
+// else destroyed, no temporary bookmark left.
+func onlyTheCursorChanged(t *testing.T, before, after []string, cursor string) {
+	t.Helper()
+	for what, lines := range map[string][]string{"added": diff(after, before), "destroyed": diff(before, after)} {
+		for _, l := range lines {
+			if !strings.HasPrefix(l, cursor+"\t") {
+				t.Errorf("the pull %s %q on the source (only %s may change)", what, l, cursor)
+			}
+		}
 	}
 }
 
