@@ -83,6 +83,11 @@ type ListVersionsRequest struct {
 type ListResponse struct {
 	Filesystems int `json:"filesystems"`
 	Versions    int `json:"versions"`
+	// Cursor is the short name of the bookmark the source keeps for the
+	// caller (MethodConfirm), "zrep_cursor_<identity>"; empty from sources
+	// that keep none. It is in the header, which clients read leniently,
+	// and not in the listing's records, which they read strictly.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // SendRequest asks for a `zfs send` stream of To, incremental from From
@@ -143,10 +148,11 @@ type Version struct {
 	GUID      GUID      `json:"guid"`
 	CreateTXG uint64    `json:"createtxg"`
 	Creation  time.Time `json:"creation"`
-	// Cursor marks a bookmark as the caller's own cursor (MethodConfirm),
-	// so that a puller confirms a snapshot unless its cursor is there
-	// already, whatever other bookmarks share the snapshot's guid.
-	Cursor bool `json:"cursor,omitempty"`
+	// Cursor: the bookmark is the caller's own cursor (MethodConfirm), so
+	// that a puller confirms a snapshot unless its cursor is there already,
+	// whatever other bookmarks share the snapshot's guid. Not on the wire:
+	// ReadListing sets it from ListResponse.Cursor.
+	Cursor bool `json:"-"`
 }
 
 // Version types.

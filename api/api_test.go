@@ -285,6 +285,11 @@ func TestReadListingRefuses(t *testing.T) {
 		{"numeric guid", `{"version":{"name":"tank/a@s1","type":"snapshot","guid":1}}` + "\n", api.ListResponse{Versions: 1}, "guid"},
 		{"bad creation", `{"version":{"name":"tank/a@s1","type":"snapshot","guid":"1","creation":"yesterday"}}` + "\n", api.ListResponse{Versions: 1}, "line 1"},
 		{"bad line after good ones", fsLine + "\n" + vLine + "\n{\n", api.ListResponse{Filesystems: 1, Versions: 2}, "line 3"},
+		{"a cursor name with a dataset", fsLine + "\n", api.ListResponse{Filesystems: 1, Cursor: "tank/a#c"}, "cursor"},
+		{"a cursor name too long", fsLine + "\n", api.ListResponse{Filesystems: 1, Cursor: strings.Repeat("c", 256)}, "cursor"},
+		// A client of the records' first version reads them strictly; the
+		// cursor mark is in the header only.
+		{"a cursor mark in a record", `{"version":{"name":"tank/a#c","type":"bookmark","guid":"1","createtxg":1,"creation":"2024-01-01T00:00:00Z","cursor":true}}` + "\n", api.ListResponse{Versions: 1}, "unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,6 +304,46 @@ func TestReadListingRefuses(t *testing.T) {
 				t.Errorf("ReadListing returned records with its error: %+v %+v", fs, vs)
 			}
 		})
+	}
+}
+
+// TestListingCursor: the header's cursor name marks that bookmark of each
+// dataset, and nothing else; the records never carry the mark.
+func TestListingCursor(t *testing.T) {
+	bm := func(name string) api.Version {
+		return api.Version{Name: name, Type: api.TypeBookmark, GUID: 1, CreateTXG: 1}
+	}
+	fs := []api.Filesystem{{Name: "tank/a", Type: "filesystem", Versions: []api.Version{
+		bm("tank/a#zrep_cursor_b"), bm("tank/a#zrep_cursor_b_next"), bm("tank/a#xzrep_cursor_b"),
+		{Name: "tank/a@zrep_cursor_b", Type: api.TypeSnapshot, GUID: 2, CreateTXG: 2},
+	}}}
+	fs[0].Versions[0].Cursor = true // not on the wire
+	body, resp, err := api.EncodeListing(fs, []api.Version{bm("tank/b#zrep_cursor_b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte("cursor\"")) {
+		t.Errorf("a record carries the mark:\n%s", body)
+	}
+	for _, name := range []string{"", "zrep_cursor_b"} {
+		resp.Cursor = name
+		got, loose, err := api.ReadListing(bytes.NewReader(body), resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var marked []string
+		for _, v := range append(loose, got[0].Versions...) {
+			if v.Cursor {
+				marked = append(marked, v.Name)
+			}
+		}
+		var want []string
+		if name != "" {
+			want = []string{"tank/b#zrep_cursor_b", "tank/a#zrep_cursor_b"}
+		}
+		if !reflect.DeepEqual(marked, want) {
+			t.Errorf("cursor %q: marked %q, want %q", name, marked, want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 
 	"github.com/pkg/errors"
 )
@@ -18,6 +19,10 @@ const MaxRecordBytes = 64 << 10
 // puller does not trust the source). Ten million snapshots is far beyond
 // what zfs itself handles well.
 const MaxListingRecords = 10_000_000
+
+// maxCursorName bounds ListResponse.Cursor: a bookmark's short name is
+// shorter than a dataset name (255 bytes).
+const maxCursorName = 255
 
 // record is one line of a listing body: a filesystem, or a version of the
 // filesystem on the line before it (ListFilesystems), or, before the first
@@ -87,6 +92,10 @@ func ReadListing(r io.Reader, resp ListResponse) ([]Filesystem, []Version, error
 		return nil, nil, errors.Errorf("the server announced %d filesystems and %d versions: a listing holds 0 to %d records",
 			resp.Filesystems, resp.Versions, MaxListingRecords)
 	}
+	if len(resp.Cursor) > maxCursorName || strings.ContainsAny(resp.Cursor, "/@#") {
+		return nil, nil, errors.Errorf("the server announced the cursor bookmark %.64q, not a bookmark's short name", resp.Cursor)
+	}
+	cursorSuffix := "#" + resp.Cursor
 	sc := bufio.NewScanner(r)
 	// Room for a line of MaxRecordBytes with its "\r\n"; a longer line is
 	// refused below, or by the scanner.
@@ -122,6 +131,7 @@ func ReadListing(r io.Reader, resp ListResponse) ([]Filesystem, []Version, error
 				return nil, nil, counts()
 			}
 		case rec.Version != nil && rec.Filesystem == nil:
+			rec.Version.Cursor = resp.Cursor != "" && rec.Version.Type == TypeBookmark && strings.HasSuffix(rec.Version.Name, cursorSuffix)
 			nVersions++
 			if nVersions > resp.Versions {
 				return nil, nil, counts()

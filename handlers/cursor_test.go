@@ -85,6 +85,58 @@ func TestConfirmMovesTheCursor(t *testing.T) {
 	}
 }
 
+// TestConfirmAfterAnInterruptedMove: what an interrupted move leaves is
+// finished: a leftover cursornext is destroyed before the move, a cursor
+// missing is made again; a bookmark of the old naming
+// (zrep_cursor_<identity>_next) is no longer zrep's and stays.
+func TestConfirmAfterAnInterruptedMove(t *testing.T) {
+	z, cl := cursorSession(t, zfs.Features{Bookmarks: true})
+	confirm := func(snap string, guid api.GUID) {
+		t.Helper()
+		var resp api.ConfirmResponse
+		if err := cl.Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bookmark := func(name string, guid uint64) {
+		z.versions["tank/data"] = append(z.versions["tank/data"], zfs.Version{Name: name, Type: zfs.Bookmark, GUID: guid, CreateTXG: 1})
+	}
+	// Cut after cursornext was made: both exist.
+	bookmark("tank/data#zrep_cursor_backup", 102)
+	bookmark("tank/data#zrep_cursornext_backup", 103)
+	bookmark("tank/data#zrep_cursor_backup_next", 102)
+	confirm("tank/data@s3", 103)
+	want := []string{
+		"destroy tank/data#zrep_cursornext_backup",
+		"bookmark tank/data@s3 tank/data#zrep_cursornext_backup",
+		"destroy tank/data#zrep_cursor_backup",
+		"bookmark tank/data@s3 tank/data#zrep_cursor_backup",
+		"destroy tank/data#zrep_cursornext_backup",
+	}
+	if !reflect.DeepEqual(z.changes, want) {
+		t.Errorf("with a leftover: changes\n%s\nwant\n%s", strings.Join(z.changes, "\n"), strings.Join(want, "\n"))
+	}
+	// Cut after the old cursor went: only cursornext is left.
+	z.changes = nil
+	var kept []zfs.Version
+	for _, v := range z.versions["tank/data"] {
+		if v.Name != "tank/data#zrep_cursor_backup" {
+			kept = append(kept, v)
+		}
+	}
+	z.versions["tank/data"] = kept
+	bookmark("tank/data#zrep_cursornext_backup", 103)
+	confirm("tank/data@s3", 103)
+	if want := []string{"bookmark tank/data@s3 tank/data#zrep_cursor_backup"}; !reflect.DeepEqual(z.changes, want) {
+		t.Errorf("without the cursor: changes %q, want %q", z.changes, want)
+	}
+	for _, c := range z.changes {
+		if strings.Contains(c, "zrep_cursor_backup_next") {
+			t.Errorf("touched the old-style bookmark: %s", c)
+		}
+	}
+}
+
 // TestConfirmSparesOtherCursors: identities whose names extend each other
 // ("backup", "backup_next") never touch each other's cursor, however their
 // moves interleave.

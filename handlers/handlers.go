@@ -150,7 +150,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 		for _, d := range tree {
 			if h.policy.Allows(d.Name) {
-				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted, Versions: h.apiVersions(d.Versions)})
+				out = append(out, api.Filesystem{Name: d.Name, Type: string(d.Type), Encrypted: d.Encrypted, Versions: apiVersions(d.Versions)})
 			}
 		}
 	} else {
@@ -165,7 +165,7 @@ func (h *Handlers) ListFilesystems(ctx context.Context, req api.ListFilesystemsR
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return listing(out, nil)
+	return h.listing(out, nil)
 }
 
 // allowedTrees lists, with their versions, the datasets below the policy's
@@ -200,7 +200,7 @@ func (h *Handlers) ListVersions(ctx context.Context, req api.ListVersionsRequest
 	if err != nil {
 		return nil, nil, err
 	}
-	return listing(nil, h.apiVersions(versions))
+	return h.listing(nil, apiVersions(versions))
 }
 
 // versions validates dataset, applies the policy and lists its versions.
@@ -264,10 +264,15 @@ func (h *Handlers) findBelow(ctx context.Context, root, dataset string) (zfs.Dat
 	return zfs.Dataset{}, false, nil
 }
 
-func listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListResponse, io.ReadCloser, error) {
+// listing answers a listing call; the header names the caller's cursor
+// bookmark where the handlers keep cursors.
+func (h *Handlers) listing(filesystems []api.Filesystem, versions []api.Version) (*api.ListResponse, io.ReadCloser, error) {
 	body, resp, err := api.EncodeListing(filesystems, versions)
 	if err != nil {
 		return nil, nil, err
+	}
+	if h.cursors != nil {
+		resp.Cursor = h.cursor
 	}
 	return &resp, io.NopCloser(bytes.NewReader(body)), nil
 }
@@ -457,13 +462,10 @@ func apiVersion(v zfs.Version) api.Version {
 	return api.Version{Name: v.Name, Type: string(v.Type), GUID: api.GUID(v.GUID), CreateTXG: v.CreateTXG, Creation: v.Creation}
 }
 
-// apiVersions converts a listing's versions, marking the caller's cursor
-// bookmark where the handlers keep cursors.
-func (h *Handlers) apiVersions(vs []zfs.Version) []api.Version {
+func apiVersions(vs []zfs.Version) []api.Version {
 	out := make([]api.Version, len(vs))
 	for i, v := range vs {
 		out[i] = apiVersion(v)
-		out[i].Cursor = h.cursors != nil && v.Type == zfs.Bookmark && strings.HasSuffix(v.Name, "#"+h.cursor)
 	}
 	return out
 }
