@@ -26,7 +26,8 @@ func TestRunRaw(t *testing.T) {
 	const (
 		noTarget          = iota
 		receivedRaw       // encrypted, its own encryption root
-		receivedDecrypted // encrypted with its parent's key
+		receivedRawTree   // encrypted with a raw parent's key (zfs change-key -i)
+		receivedDecrypted // encrypted with the backup root's key
 	)
 	tests := []struct {
 		name    string
@@ -38,7 +39,8 @@ func TestRunRaw(t *testing.T) {
 		{"--raw: encrypted datasets raw, others not", Options{Raw: true}, noTarget, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
 		{"no --raw: plaintext", Options{}, noTarget, map[string]bool{"tank/enc": false, "tank/plain": false}, nil},
 		{"no --raw, but received raw before: stays raw", Options{}, receivedRaw, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
-		{"no --raw, received decrypted into an encrypted parent: stays decrypted", Options{}, receivedDecrypted, map[string]bool{"tank/enc": false, "tank/plain": false}, nil},
+		{"no --raw, received raw, inheriting a raw parent's key: stays raw", Options{}, receivedRawTree, map[string]bool{"tank/enc": true, "tank/plain": false}, nil},
+		{"no --raw, received decrypted into an encrypted root: stays decrypted", Options{}, receivedDecrypted, map[string]bool{"tank/enc": false, "tank/plain": false}, nil},
 		{"a raw_only sink: encrypted datasets only", Options{RequireRaw: true}, noTarget, map[string]bool{"tank/enc": true},
 			map[string]string{"tank/plain": "this sink takes encrypted datasets only, raw (raw_only)"}},
 	}
@@ -52,7 +54,7 @@ func TestRunRaw(t *testing.T) {
 			}
 			dst := newFakeTarget(target)
 			dst.encrypted[te] = tt.target != noTarget
-			dst.keyRoot[te] = tt.target == receivedRaw
+			dst.keyRoot[te] = map[int]string{receivedRaw: te, receivedRawTree: runRoot + "/tank", receivedDecrypted: runRoot}[tt.target]
 			tt.opts.Root = runRoot
 			sum, err := Run(context.Background(), src, dst, tt.opts)
 			if err != nil {

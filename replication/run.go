@@ -213,7 +213,7 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 			continue
 		}
 		p := PlanDataset(fs, target, r.local[target], PlanOptions{ForceRollback: r.o.ForceRollback, ResumeToken: tokens[target]})
-		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || receivedRaw(r.local[target]))
+		p.Raw = fs.Encrypted && (r.o.Raw || r.o.RequireRaw || r.receivedRaw(r.local[target]))
 		p.Confirm = toConfirm(fs, p)
 		if p.Action == ActionReplicate && !p.TargetExists {
 			r.incoming[target] = true
@@ -224,11 +224,13 @@ func (r *runner) plan(ctx context.Context) ([]DatasetPlan, []Result, error) {
 }
 
 // receivedRaw reports whether target (nil: none yet) was received raw, so
-// that its incrementals must be raw too: a raw receive makes the dataset
-// its own encryption root, while one received decrypted into an encrypted
-// parent is encrypted with the parent's key and takes decrypted streams.
-func receivedRaw(target *zfs.DatasetVersions) bool {
-	return target != nil && target.EncryptionRoot
+// that its incrementals must be raw too: its encryption root lies below the
+// root. A raw receive makes the dataset its own encryption root (zfs
+// change-key -i may then make it inherit from a raw parent, still below the
+// root); a dataset received decrypted into an encrypted tree has the key of
+// the root or of an ancestor of it, through the placeholders.
+func (r *runner) receivedRaw(target *zfs.DatasetVersions) bool {
+	return target != nil && strings.HasPrefix(target.EncryptionRoot, r.o.Root+"/")
 }
 
 // TargetListing is the target's side of a run's plan: the local zfs's

@@ -258,7 +258,7 @@ type fakeTarget struct {
 	writeErr  map[string]error  // target dataset -> what Write (zfs recv exiting early) fails with
 	tokens    map[string]string // target dataset -> its receive_resume_token
 	encrypted map[string]bool   // target dataset -> listed as encrypted
-	keyRoot   map[string]bool   // target dataset -> listed as its own encryption root
+	keyRoot   map[string]string // target dataset -> its encryption root
 	mangle    map[string]uint64 // received snapshot (full name) -> the guid recorded instead
 	drop      map[string]bool   // received snapshot (full name) not recorded
 	abortErr  error             // what AbortResume (zfs receive -A) fails with
@@ -270,7 +270,7 @@ type fakeTarget struct {
 // snapshots (pool included: "backup": nil).
 func newFakeTarget(datasets map[string][]zfs.Version) *fakeTarget {
 	t := &fakeTarget{features: zfs.Features{RecvUnmounted: true}, ds: map[string]*fakeDataset{}, txg: 1000,
-		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, encrypted: map[string]bool{}, keyRoot: map[string]bool{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
+		closeErr: map[string]error{}, writeErr: map[string]error{}, tokens: map[string]string{}, encrypted: map[string]bool{}, keyRoot: map[string]string{}, mangle: map[string]uint64{}, drop: map[string]bool{}}
 	for name, snaps := range datasets {
 		t.ds[name] = &fakeDataset{snaps: append([]zfs.Version(nil), snaps...)}
 	}

@@ -26,7 +26,7 @@ type entry struct {
 	txg      uint64
 	creation int64
 	encrypt  bool   // the encryption property is not "off"
-	keyRoot  bool   // the encryptionroot property names the entry itself
+	keyRoot  string // the encryptionroot property, if not "-"
 	token    string // receive_resume_token, if not "-"
 	have     uint8  // bits of what was set
 }
@@ -156,7 +156,9 @@ func (e *entry) setProp(prop uint8, val []byte) error {
 		e.encrypt = len(val) > 0 && string(val) != "off" && string(val) != "-"
 		e.have |= haveEncryption
 	case haveEncryptionRoot:
-		e.keyRoot = string(val) == e.name
+		if len(val) > 0 && string(val) != "-" {
+			e.keyRoot = string(val)
+		}
 		e.have |= haveEncryptionRoot
 	case haveToken:
 		if len(val) > 0 && string(val) != "-" {
@@ -281,7 +283,7 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 			continue
 		}
 		index[e.name] = len(out)
-		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt, EncryptionRoot: e.encrypt && e.keyRoot, ResumeToken: e.token}})
+		out = append(out, DatasetVersions{Dataset: Dataset{Name: e.name, Type: e.typ, Encrypted: e.encrypt, EncryptionRoot: keyRoot(e), ResumeToken: e.token}})
 	}
 	for i := range entries {
 		e := &entries[i]
@@ -322,6 +324,15 @@ func buildTree(entries []entry, root string) ([]DatasetVersions, error) {
 		slices.SortFunc(out[i].Versions, compareVersions)
 	}
 	return out, nil
+}
+
+// keyRoot is e's encryption root, "" unless it is encrypted and the root is
+// a valid dataset name.
+func keyRoot(e *entry) string {
+	if !e.encrypt || ValidateDatasetName(e.keyRoot) != nil {
+		return ""
+	}
+	return e.keyRoot
 }
 
 // parseDatasets parses `zfs list -H -o name,type[,encryption]` output,

@@ -133,14 +133,15 @@ func TestParseListTree(t *testing.T) {
 	}
 }
 
-// TestParseEncryptionRoots: a dataset is its own encryption root only when
-// encryptionroot names it; children that inherit a key are not, and
-// neither is an unencrypted dataset whatever the column says.
+// TestParseEncryptionRoots: an encrypted dataset's encryptionroot, itself
+// or an ancestor; none for an unencrypted dataset whatever the column says,
+// nor for a value that is no dataset name.
 func TestParseEncryptionRoots(t *testing.T) {
 	out := "p\tfilesystem\t1\t1\t1700000000\toff\t-\n" +
 		"p/raw\tfilesystem\t2\t2\t1700000000\taes-256-gcm\tp/raw\n" +
 		"p/raw/child\tfilesystem\t3\t3\t1700000000\taes-256-gcm\tp/raw\n" +
-		"p/odd\tfilesystem\t4\t4\t1700000000\toff\tp/odd\n"
+		"p/odd\tfilesystem\t4\t4\t1700000000\toff\tp/odd\n" +
+		"p/bad\tfilesystem\t5\t5\t1700000000\taes-256-gcm\t../x\n"
 	entries, err := parseListOf(strings.NewReader(out), append(slices.Clone(listColumns), haveEncryption, haveEncryptionRoot))
 	if err != nil {
 		t.Fatal(err)
@@ -149,11 +150,11 @@ func TestParseEncryptionRoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]bool{}
+	got := map[string]string{}
 	for _, d := range tree {
 		got[d.Name] = d.EncryptionRoot
 	}
-	want := map[string]bool{"p": false, "p/raw": true, "p/raw/child": false, "p/odd": false}
+	want := map[string]string{"p": "", "p/raw": "p/raw", "p/raw/child": "p/raw", "p/odd": "", "p/bad": ""}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("encryption roots %v, want %v", got, want)
 	}

@@ -24,11 +24,12 @@ type Dataset struct {
 	// Encrypted: the dataset is encrypted (known from ListTree where zfs
 	// has encryption; false otherwise).
 	Encrypted bool
-	// EncryptionRoot: the dataset is encrypted and its own encryption root,
-	// the dataset whose key unlocks it (known from ListTree where zfs has
-	// encryption). A dataset received raw is one; one received decrypted
-	// into an encrypted parent inherits the parent's.
-	EncryptionRoot bool
+	// EncryptionRoot names the dataset whose key unlocks this one, itself
+	// or an ancestor ("" when it is not encrypted; known from ListTree where
+	// zfs has encryption). A dataset received raw is its own, until
+	// zfs change-key -i makes it inherit its parent's; one received
+	// decrypted into an encrypted parent has the parent's.
+	EncryptionRoot string
 	// ResumeToken is the receive_resume_token a cut resumable receive
 	// left (known from ListTree where zfs has resumable receives; "" if
 	// none).

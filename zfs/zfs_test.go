@@ -186,8 +186,8 @@ func TestListTree(t *testing.T) {
 		if tree[0].Encrypted || !tree[1].Encrypted || tree[2].Encrypted {
 			t.Errorf("encrypted: %v %v %v, want only tank/a", tree[0].Encrypted, tree[1].Encrypted, tree[2].Encrypted)
 		}
-		if tree[0].EncryptionRoot || !tree[1].EncryptionRoot || tree[2].EncryptionRoot {
-			t.Errorf("encryption roots: %v %v %v, want only tank/a", tree[0].EncryptionRoot, tree[1].EncryptionRoot, tree[2].EncryptionRoot)
+		if tree[0].EncryptionRoot != "" || tree[1].EncryptionRoot != "tank/a" || tree[2].EncryptionRoot != "" {
+			t.Errorf("encryption roots: %q %q %q, want only tank/a's, itself", tree[0].EncryptionRoot, tree[1].EncryptionRoot, tree[2].EncryptionRoot)
 		}
 		if tree[0].ResumeToken != "" || tree[1].ResumeToken != "1-e3f8a2a6b-c0-789c6360" || tree[2].ResumeToken != "" {
 			t.Errorf("tokens %q %q %q, want only tank/a's", tree[0].ResumeToken, tree[1].ResumeToken, tree[2].ResumeToken)
