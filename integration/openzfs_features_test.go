@@ -106,9 +106,9 @@ func TestResume(t *testing.T) {
 		{"the connection was lost", func(t *testing.T, pull *exec.Cmd) { killAll(t, "-P", fmt.Sprint(pull.Process.Pid), "-x", "ssh") }},
 	}
 	for i, c := range cuts {
-		testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, "data", "big", fmt.Sprintf("data2-%d", i)), 12<<20)
+		testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, "data", "big", fmt.Sprintf("data2-%d", i)), 24<<20)
 		testenv.Run(t, "zfs", "snapshot", fmt.Sprintf("%s@b2-%d", big, i))
-		cutMidway(t, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"), c.kill)
+		cutMidway(t, target, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"), c.kill)
 		if tok := resumeToken(t, target); (tok != "") != openZFS {
 			t.Fatalf("after %s: resume token %q (OpenZFS: %v)", c.what, tok, openZFS)
 		}
@@ -116,7 +116,7 @@ func TestResume(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("pull after %s: exit %d\n%s\n%s", c.what, r.code, r.stdout, r.stderr)
 		}
-		checkResumed(t, r.stdout, openZFS, 12<<20)
+		checkResumed(t, r.stdout, openZFS, 24<<20)
 		sameSnapshots(t, big, target)
 		if tok := resumeToken(t, target); tok != "" {
 			t.Errorf("after %s, a token stayed once the transfer completed: %s", c.what, tok)
@@ -131,7 +131,7 @@ func TestResume(t *testing.T) {
 	testenv.Run(t, "zfs", "snapshot", big+"@b3")
 	testenv.WriteRandom(t, filepath.Join(w.src.Mountpoint, "data", "big", "data3"), 12<<20)
 	testenv.Run(t, "zfs", "snapshot", big+"@b4")
-	cutMidway(t, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"), func(t *testing.T, pull *exec.Cmd) { _ = pull.Process.Kill() })
+	cutMidway(t, target, args("pull", flags(slowKey), "--root", w.root(), "--dataset", big, "--json"), func(t *testing.T, pull *exec.Cmd) { _ = pull.Process.Kill() })
 	if resumeToken(t, target) == "" {
 		t.Fatal("no token after the kill")
 	}
@@ -144,10 +144,12 @@ func TestResume(t *testing.T) {
 	sameSnapshots(t, big, target)
 }
 
-// cutMidway starts a pull --json and, once it has received 3 MiB (enough
-// for zfs to have saved state to resume from), cuts it with kill; then it
-// waits for the pull to end, which it must do with a failure.
-func cutMidway(t *testing.T, argv []string, kill func(t *testing.T, pull *exec.Cmd)) {
+// cutMidway starts a pull --json into target and, once it has received 3
+// MiB (enough for zfs to have saved state to resume from), cuts it with
+// kill; then it waits for the pull to end, which it must do with a
+// failure, and for the zfs receive into target to end: killed, the pull
+// leaves it behind, and zfs writes the resume token only as it exits.
+func cutMidway(t *testing.T, target string, argv []string, kill func(t *testing.T, pull *exec.Cmd)) {
 	t.Helper()
 	cmd, out := startZrep(t, argv...)
 	deadline := time.Now().Add(5 * time.Minute)
@@ -160,6 +162,14 @@ func cutMidway(t *testing.T, argv []string, kill func(t *testing.T, pull *exec.C
 	kill(t, cmd)
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("the cut pull succeeded:\n%s", out.String())
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if err := exec.Command("pgrep", "-f", "zfs receive .*"+target+"$").Run(); err != nil {
+			return // none left
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zfs receive into %s still runs 2 minutes after the pull was cut", target)
+		}
 	}
 }
 
@@ -242,6 +252,15 @@ func TestForgedResumeTokens(t *testing.T) {
 	real := func(toname string) *resumetoken.Token {
 		return &resumetoken.Token{ToName: toname, ToGUID: testenv.GUID(t, toname), Object: 1, Offset: 0, Bytes: 0}
 	}
+	// withPair is a real token of data@s1 with one more field.
+	withPair := func(p nvlist.Pair) string {
+		l, err := resumetoken.Inspect(real(s + "/data@s1").Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Pairs = append(l.Pairs, p)
+		return resumetoken.EncodeList(l)
+	}
 	denied := testenv.GUID(t, s+"/data/private@p1")
 	tests := []struct {
 		name, dataset, token string
@@ -261,14 +280,8 @@ func TestForgedResumeTokens(t *testing.T) {
 		{"a bad checksum", s + "/data", strings.Replace(real(s+"/data@s1").Encode(), "1-", "1-f", 1), rpc.CodeInvalidArgument},
 		{"truncated", s + "/data", func() string { t := real(s + "/data@s1").Encode(); return t[:len(t)-8] }(), rpc.CodeInvalidArgument},
 		{"oversized", s + "/data", real(s+"/data@s1").Encode() + strings.Repeat("0", resumetoken.MaxLen), rpc.CodeInvalidArgument},
-		{"extra fields", s + "/data", func() string {
-			l, err := resumetoken.Inspect(real(s + "/data@s1").Encode())
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.Pairs = append(l.Pairs, nvlist.Pair{Name: "savedok", Type: nvlist.Boolean}, nvlist.Pair{Name: "extra", Type: nvlist.Uint64, Value: uint64(1)})
-			return resumetoken.EncodeList(l)
-		}(), rpc.CodeInvalidArgument},
+		{"savedok", s + "/data", withPair(nvlist.Pair{Name: "savedok", Type: nvlist.Boolean}), rpc.CodeInvalidArgument},
+		{"an unknown field", s + "/data", withPair(nvlist.Pair{Name: "extra", Type: nvlist.Uint64, Value: uint64(1)}), rpc.CodeInvalidArgument},
 	}
 	src := dialSource(t, context.Background(), e)
 	_ = os.Remove(zfsLog)
@@ -315,8 +328,8 @@ func TestRawPull(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "only raw") || !strings.Contains(r.stdout, "pull --raw") {
 		t.Fatalf("plain pull under raw_only: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	// A resume token without rawok is a plain request too, refused before
-	// zfs send runs; the same token with rawok is accepted.
+	// A resume token without rawok is a plain request too, and refused;
+	// the same token with rawok is not.
 	src := dialSource(t, context.Background(), e)
 	for _, rawOK := range []bool{false, true} {
 		tok := resumetoken.Token{ToName: enc + "@e1", ToGUID: testenv.GUID(t, enc+"@e1"), Object: 1, RawOK: rawOK}
@@ -344,6 +357,30 @@ func TestRawPull(t *testing.T) {
 		t.Fatalf("raw incremental: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	sameSnapshots(t, enc, target)
+
+	// A child that inherits its key on the source arrives raw as its own
+	// encryption root; the operator makes it inherit its raw parent's key
+	// (zfs change-key -i, so that one load-key unlocks both). Its
+	// incrementals stay raw: raw_only would refuse a plain request.
+	child := enc + "/child"
+	testenv.Run(t, "zfs", "create", child)
+	testenv.Run(t, "zfs", "snapshot", child+"@c1")
+	if r = zrep(t, args("pull", e.flags, "--root", w.root(), "--dataset", child, "--raw")...); r.code != 0 {
+		t.Fatalf("raw pull of the child: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	childTarget := w.target(child)
+	testenv.Run(t, "zfs", "load-key", "-L", "file://"+keyFile, target)
+	testenv.Run(t, "zfs", "load-key", "-L", "file://"+keyFile, childTarget)
+	testenv.Run(t, "zfs", "change-key", "-i", childTarget)
+	testenv.Run(t, "zfs", "unload-key", target)
+	if root := strings.TrimSpace(testenv.Run(t, "zfs", "get", "-H", "-o", "value", "encryptionroot", childTarget)); root != target {
+		t.Fatalf("after change-key -i, the child's encryption root is %q, want %s", root, target)
+	}
+	testenv.Run(t, "zfs", "snapshot", child+"@c2")
+	if r = zrep(t, args("pull", e.flags, "--root", w.root(), "--dataset", child)...); r.code != 0 {
+		t.Fatalf("incremental of the child, whose key is its raw parent's: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	sameSnapshots(t, child, childTarget)
 
 	// Pulled decrypted into an encrypted backup root, the target is
 	// encrypted with the root's key; its incrementals stay decrypted (a
