@@ -50,6 +50,17 @@ func cursorSession(t *testing.T, features zfs.Features) (*cursorFake, *rpc.Clien
 	return z, connect(t, handlers.New(z, policyFor(t, "backup"), zaptest.NewLogger(t), handlers.Cursors(z, "backup")))
 }
 
+// confirmOn confirms a snapshot of tank/data through cl and returns the
+// bookmark the source names.
+func confirmOn(t *testing.T, cl *rpc.Client, snap string, guid api.GUID) string {
+	t.Helper()
+	var resp api.ConfirmResponse
+	if err := cl.Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Bookmark
+}
+
 // TestConfirmMovesTheCursor: the first confirmation makes the cursor; a
 // later one moves it, destroying the old cursor only after the new
 // position has a bookmark; nothing but the caller's cursor is destroyed.
@@ -57,12 +68,8 @@ func TestConfirmMovesTheCursor(t *testing.T) {
 	z, cl := cursorSession(t, zfs.Features{Bookmarks: true})
 	confirm := func(snap string, guid api.GUID) {
 		t.Helper()
-		var resp api.ConfirmResponse
-		if err := cl.Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
-			t.Fatal(err)
-		}
-		if resp.Bookmark != "tank/data#zrep_cursor_backup" {
-			t.Errorf("bookmark %q", resp.Bookmark)
+		if bm := confirmOn(t, cl, snap, guid); bm != "tank/data#zrep_cursor_backup" {
+			t.Errorf("bookmark %q", bm)
 		}
 	}
 	confirm("tank/data@s2", 102)
@@ -91,13 +98,7 @@ func TestConfirmMovesTheCursor(t *testing.T) {
 // (zrep_cursor_<identity>_next) is no longer zrep's and stays.
 func TestConfirmAfterAnInterruptedMove(t *testing.T) {
 	z, cl := cursorSession(t, zfs.Features{Bookmarks: true})
-	confirm := func(snap string, guid api.GUID) {
-		t.Helper()
-		var resp api.ConfirmResponse
-		if err := cl.Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
-			t.Fatal(err)
-		}
-	}
+	confirm := func(snap string, guid api.GUID) { t.Helper(); confirmOn(t, cl, snap, guid) }
 	bookmark := func(name string, guid uint64) {
 		z.versions["tank/data"] = append(z.versions["tank/data"], zfs.Version{Name: name, Type: zfs.Bookmark, GUID: guid, CreateTXG: 1})
 	}
@@ -147,13 +148,7 @@ func TestConfirmSparesOtherCursors(t *testing.T) {
 	for _, id := range []string{"backup", "backup_next"} {
 		sessions[id] = connect(t, handlers.New(z, policyFor(t, "backup"), zaptest.NewLogger(t), handlers.Cursors(z, id)))
 	}
-	confirm := func(id, snap string, guid api.GUID) {
-		t.Helper()
-		var resp api.ConfirmResponse
-		if err := sessions[id].Call(context.Background(), api.MethodConfirm, api.ConfirmRequest{Dataset: "tank/data", Snapshot: snap, GUID: guid}, &resp); err != nil {
-			t.Fatal(err)
-		}
-	}
+	confirm := func(id, snap string, guid api.GUID) { t.Helper(); confirmOn(t, sessions[id], snap, guid) }
 	confirm("backup_next", "tank/data@s2", 102)
 	confirm("backup", "tank/data@s2", 102)
 	confirm("backup", "tank/data@s3", 103)
