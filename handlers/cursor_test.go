@@ -99,13 +99,12 @@ func TestConfirmMovesTheCursor(t *testing.T) {
 func TestConfirmAfterAnInterruptedMove(t *testing.T) {
 	z, cl := cursorSession(t, zfs.Features{Bookmarks: true})
 	confirm := func(snap string, guid api.GUID) { t.Helper(); confirmOn(t, cl, snap, guid) }
-	bookmark := func(name string, guid uint64) {
-		z.versions["tank/data"] = append(z.versions["tank/data"], zfs.Version{Name: name, Type: zfs.Bookmark, GUID: guid, CreateTXG: 1})
-	}
+	ctx := context.Background()
 	// Cut after cursornext was made: both exist.
-	bookmark("tank/data#zrep_cursor_backup", 102)
-	bookmark("tank/data#zrep_cursornext_backup", 103)
-	bookmark("tank/data#zrep_cursor_backup_next", 102)
+	_ = z.Bookmark(ctx, "tank/data@s2", "tank/data#zrep_cursor_backup")
+	_ = z.Bookmark(ctx, "tank/data@s3", "tank/data#zrep_cursornext_backup")
+	_ = z.Bookmark(ctx, "tank/data@s2", "tank/data#zrep_cursor_backup_next")
+	z.changes = nil
 	confirm("tank/data@s3", 103)
 	want := []string{
 		"destroy tank/data#zrep_cursornext_backup",
@@ -118,15 +117,9 @@ func TestConfirmAfterAnInterruptedMove(t *testing.T) {
 		t.Errorf("with a leftover: changes\n%s\nwant\n%s", strings.Join(z.changes, "\n"), strings.Join(want, "\n"))
 	}
 	// Cut after the old cursor went: only cursornext is left.
+	_ = z.DestroyBookmark(ctx, "tank/data#zrep_cursor_backup")
+	_ = z.Bookmark(ctx, "tank/data@s3", "tank/data#zrep_cursornext_backup")
 	z.changes = nil
-	var kept []zfs.Version
-	for _, v := range z.versions["tank/data"] {
-		if v.Name != "tank/data#zrep_cursor_backup" {
-			kept = append(kept, v)
-		}
-	}
-	z.versions["tank/data"] = kept
-	bookmark("tank/data#zrep_cursornext_backup", 103)
 	confirm("tank/data@s3", 103)
 	if want := []string{"bookmark tank/data@s3 tank/data#zrep_cursor_backup"}; !reflect.DeepEqual(z.changes, want) {
 		t.Errorf("without the cursor: changes %q, want %q", z.changes, want)
