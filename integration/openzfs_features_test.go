@@ -163,14 +163,7 @@ func cutMidway(t *testing.T, target string, argv []string, kill func(t *testing.
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("the cut pull succeeded:\n%s", out.String())
 	}
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if err := exec.Command("pgrep", "-f", "zfs receive .*"+target+"$").Run(); err != nil {
-			return // none left
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zfs receive into %s still runs 2 minutes after the pull was cut", target)
-		}
-	}
+	noLeftovers(t, target)
 }
 
 // killAll sends SIGKILL to the processes pkill selects with args, and
