@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/zrep/zrep/internal/testenv"
-	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/zfs"
 )
 
@@ -74,12 +73,7 @@ func (b *bench) compressible(t *testing.T) {
 		start := time.Now()
 		out := runOutput(t, binary, args("pull", b.pullFlags, "--root", root+"/pull", "--dataset", ds, "--json")...)
 		d := time.Since(start)
-		var n int64
-		for _, ev := range parseEvents(t, out) {
-			if ev.Type == replication.EventStepDone {
-				n += ev.Bytes
-			}
-		}
+		n, _ := streamed(t, out)
 		sameSnapshots(t, ds, root+"/pull/"+ds)
 		destroy(t, root+"/pull")
 		results[len(variants)] = result{n, minDuration(results[len(variants)].best, d)}

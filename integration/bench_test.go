@@ -141,14 +141,7 @@ func (b *bench) bwlimit(t *testing.T) {
 	out := runOutput(t, binary, args("pull", b.pullFlags, "--root", root, "--dataset", big, "--json", "--bwlimit", fmt.Sprintf("%dMiB", limit))...)
 	sameSnapshots(t, big, root+"/"+big)
 	destroy(t, root)
-	var bytes int64
-	var dur time.Duration
-	for _, ev := range parseEvents(t, out) {
-		if ev.Type == replication.EventStepDone {
-			bytes += ev.Bytes
-			dur += ev.Duration
-		}
-	}
+	bytes, dur := streamed(t, out)
 	got := float64(bytes) / dur.Seconds() / (1 << 20)
 	b.report.printf("bwlimit: --bwlimit %dMiB: %.1f MiB in %s: %.2f MiB/s", limit, float64(bytes)/(1<<20), dur.Round(time.Millisecond), got)
 	b.summary = append(b.summary, fmt.Sprintf("bwlimit %dMiB/s over %s: %.2f MiB/s, %+.1f%%", limit, dur.Round(time.Second), got, (got/float64(limit)-1)*100))
@@ -302,6 +295,21 @@ func (b *bench) listings(t *testing.T, what, dstRoot string) {
 	}
 	b.report.printf("%s: the source's listing %s, the target's %s, both at once %s; zfs-fuse's CPU for them: %s and %s",
 		what, src.Round(time.Millisecond), dst.Round(time.Millisecond), both.Round(time.Millisecond), srcCPU, dstCPU)
+}
+
+// streamed sums the bytes and the durations of the steps in pull --json
+// output: what went through the streams, and for how long.
+func streamed(t *testing.T, out string) (int64, time.Duration) {
+	t.Helper()
+	var n int64
+	var d time.Duration
+	for _, ev := range parseEvents(t, out) {
+		if ev.Type == replication.EventStepDone {
+			n += ev.Bytes
+			d += ev.Duration
+		}
+	}
+	return n, d
 }
 
 // daemonCPU is the CPU time the zfs-fuse daemon used so far; 0 without one.
