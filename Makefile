@@ -50,7 +50,7 @@ fmt-check:
 
 # Each fuzz target for FUZZTIME (default 20s).
 fuzz:
-	@set -e; for pkg in ./rpc ./api ./policy ./authkeys ./zfs ./nvlist ./sendstream ./resumetoken; do \
+	@set -e; for pkg in ./rpc ./api ./policy ./authkeys ./zfs ./nvlist ./sendstream ./resumetoken ./internal/printable ./internal/cparse; do \
 	  for target in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$target"; \
 	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \

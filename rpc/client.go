@@ -120,7 +120,7 @@ func (cl *Client) call(ctx context.Context, method string, req, resp any) (*body
 				return nil, err
 			}
 		}
-		return nil, rh.Error
+		return nil, rh.Error.fromPeer()
 	}
 	if resp != nil {
 		if err := json.Unmarshal(rh.Result, resp); err != nil {

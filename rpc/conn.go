@@ -12,6 +12,8 @@ import (
 
 	"github.com/pkg/errors"
 	"go.uber.org/zap"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // role says which side of the session a conn is.
@@ -334,7 +336,7 @@ func (c *conn) readFrames() error {
 			}
 			ev := event{kind: evCloseAck}
 			if h.Type == FrameClose {
-				ev = event{kind: evClose, reason: sanitizeReason(p)}
+				ev = event{kind: evClose, reason: printable.String(string(p))}
 				if c.role == roleClient {
 					// Nothing on the client needs to finish first (the server
 					// ended any body before its CLOSE): acknowledge at once.
@@ -598,16 +600,4 @@ func (c *conn) closeSession(reason string) error {
 func (c *conn) ackClose(ev event) {
 	_ = c.writeFrame(FrameCloseAck, 0, nil)
 	c.fail(&PeerClosedError{Reason: ev.reason})
-}
-
-// sanitizeReason keeps a CLOSE reason printable for logs and messages.
-func sanitizeReason(p []byte) string {
-	out := make([]rune, 0, len(p))
-	for _, r := range string(p) {
-		if r < 0x20 || r == 0x7f {
-			r = '?'
-		}
-		out = append(out, r)
-	}
-	return string(out)
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/pkg/errors"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // Code classifies a call error. Codes travel on the wire as these strings
@@ -26,6 +28,10 @@ const (
 	CodeUnavailable      Code = "unavailable"       // the server is shutting down
 )
 
+// maxPeerMessage bounds the text of an error or a CLOSE reason the peer
+// sent, as the client keeps and shows it.
+const maxPeerMessage = 4096
+
 // Error is a call-level error: the call failed, the session goes on.
 // Handlers return it to choose the code the client sees; any other error
 // reaches the client as CodeInternal with the error's text.
@@ -38,6 +44,16 @@ type Error struct {
 // `dataset "tank/x" does not exist (not_found)`.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s (%s)", e.Message, e.Code)
+}
+
+// fromPeer returns e, which the peer sent, safe to print: the peer chose
+// its text, and a terminal takes control characters as commands (see
+// package printable); the message is bounded by maxPeerMessage.
+func (e *Error) fromPeer() *Error {
+	return &Error{
+		Code:    Code(printable.Truncate(printable.String(string(e.Code)), 64)),
+		Message: printable.Truncate(printable.String(e.Message), maxPeerMessage),
+	}
 }
 
 // Errorf builds an *Error with a formatted message.

@@ -299,7 +299,7 @@ func parseReset(p []byte) (*Error, error) {
 	if e.Code == "" || len(e.Code) > 64 {
 		return nil, protocolErrorf("RESET payload has an empty or oversized code")
 	}
-	return &e, nil
+	return e.fromPeer(), nil
 }
 
 // decodeStrict decodes one JSON value from p into v, refusing unknown

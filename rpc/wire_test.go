@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // rawFrame encodes one frame by hand, for adversarial inputs.
@@ -306,4 +308,84 @@ func TestClientRejectsBadResponses(t *testing.T) {
 // helloFlags is a HELLO frame of this version with the given flags.
 func helloFlags(flags uint16) []byte {
 	return rawFrame(FrameHello, 0, hello{Version: ProtocolVersion, Flags: flags, MaxFramePayload: 1 << 20, MaxHeaderBytes: 1 << 20, Software: "raw"}.appendTo(nil))
+}
+
+// TestClientCleansPeerErrors: a hostile server chooses the text of its
+// errors, and the client prints them. Whether the error comes in a
+// response or in a RESET that aborts a body, or is a CLOSE's reason, it
+// reaches the caller without control characters (terminal escape
+// sequences, a carriage return that rewrites a line, C1 controls), and
+// bounded.
+func TestClientCleansPeerErrors(t *testing.T) {
+	hostile := `\u001b]52;c;b3duZWQ=\u0007\u001b[2J\rOK\ndone\u009b1A\u007f` + strings.Repeat("x", 3*maxPeerMessage)
+	errJSON := `{"code":"internal\u001b[31m","message":"` + hostile + `"}`
+	tests := []struct {
+		name  string
+		reply []byte
+	}{
+		{"error response", rawFrame(FrameHeaders, FlagEndHeaders, []byte(`{"error":`+errJSON+`}`))},
+		{"RESET of a body", cat(rawFrame(FrameHeaders, FlagEndHeaders|FlagBody, []byte(`{"result":{}}`)), rawFrame(FrameReset, 0, []byte(errJSON)))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := fakeServer(t, func(srv io.ReadWriteCloser) {
+				_, _ = srv.Write(rawHello(ProtocolVersion))
+				buf := make([]byte, 4096)
+				_, _ = srv.Read(buf) // the request
+				_, _ = srv.Write(tt.reply)
+				time.Sleep(2 * time.Second)
+			})
+			cl, err := NewClient(context.Background(), cs, testConfig(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			body, err := cl.CallStream(context.Background(), "Echo", EchoReq{}, nil)
+			if err == nil && body != nil {
+				_, err = io.ReadAll(body)
+			}
+			var re *Error
+			if !errors.As(err, &re) {
+				t.Fatalf("got %v, want the peer's *Error", err)
+			}
+			assertPrintable(t, err.Error(), maxPeerMessage+100)
+			if !strings.Contains(re.Message, "OK done") {
+				t.Errorf("the message lost its text: %.80q", re.Message)
+			}
+		})
+	}
+	t.Run("CLOSE reason", func(t *testing.T) {
+		cs := fakeServer(t, func(srv io.ReadWriteCloser) {
+			_, _ = srv.Write(rawHello(ProtocolVersion))
+			_, _ = srv.Write(rawFrame(FrameClose, 0, []byte("bye\x1b[2J\r\u009b"+strings.Repeat("y", 900))))
+			time.Sleep(2 * time.Second)
+		})
+		cl, err := NewClient(context.Background(), cs, testConfig(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		_, err = cl.CallStream(context.Background(), "Echo", EchoReq{}, nil)
+		var pc *PeerClosedError
+		if !errors.As(err, &pc) {
+			t.Fatalf("got %v, want a PeerClosedError", err)
+		}
+		assertPrintable(t, pc.Reason, 1024)
+		assertPrintable(t, err.Error(), 1200)
+	})
+}
+
+// assertPrintable fails unless s is UTF-8 without control characters and
+// at most limit bytes.
+func assertPrintable(t *testing.T, s string, limit int) {
+	t.Helper()
+	if !utf8.ValidString(s) {
+		t.Errorf("not UTF-8: %.80q", s)
+	}
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		t.Errorf("a control character at %d: %.120q", i, s[max(0, i-20):])
+	}
+	if len(s) > limit {
+		t.Errorf("%d bytes, want at most %d", len(s), limit)
+	}
 }
