@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // stderrTail is how much of ssh's stderr a connection keeps.
@@ -188,20 +188,7 @@ func (e *SSHError) message() string {
 			break
 		}
 	}
-	pick = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, pick)
-	if len(pick) > maxMessage {
-		n := maxMessage
-		for n > 0 && !utf8.RuneStart(pick[n]) {
-			n--
-		}
-		pick = pick[:n] + "..."
-	}
-	return pick
+	return printable.Truncate(printable.String(pick), maxMessage)
 }
 
 // tailBuffer keeps the last stderrTail bytes written to it.

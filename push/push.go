@@ -11,10 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/pkg/errors"
 	"go.uber.org/zap"
@@ -22,6 +20,7 @@ import (
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/handlers"
 	"github.com/zrep/zrep/internal/bwlimit"
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/replication"
 	"github.com/zrep/zrep/rpc"
 )
@@ -117,22 +116,14 @@ func (p *pusher) options(ctx context.Context, _ api.PushOptionsRequest) (*api.Pu
 }
 
 // report takes one event of the sink's run. The sink is not trusted with
-// the pusher's terminal: the strings it sends lose their control characters.
+// the pusher's terminal: every string of the event (names in its plan and
+// steps, errors, the summary) loses its control characters.
 func (p *pusher) report(ctx context.Context, req api.ReportRequest) (*api.ReportResponse, error) {
 	var ev replication.Event
 	if err := json.Unmarshal(req.Event, &ev); err != nil {
 		return nil, rpc.Errorf(rpc.CodeInvalidArgument, "event: %v", err)
 	}
-	ev.Dataset, ev.Target, ev.Error = printable(ev.Dataset), printable(ev.Target), printable(ev.Error)
-	if ev.Result != nil {
-		ev.Result.Dataset, ev.Result.Target, ev.Result.Error = printable(ev.Result.Dataset), printable(ev.Result.Target), printable(ev.Result.Error)
-	}
-	if ev.Summary != nil {
-		for i := range ev.Summary.Results {
-			r := &ev.Summary.Results[i]
-			r.Dataset, r.Target, r.Error = printable(r.Dataset), printable(r.Target), printable(r.Error)
-		}
-	}
+	printable.Strings(&ev)
 	p.mu.Lock()
 	switch {
 	case ev.Type == replication.EventStepStart:
@@ -145,19 +136,6 @@ func (p *pusher) report(ctx context.Context, req api.ReportRequest) (*api.Report
 	p.mu.Unlock()
 	p.rep.Report(ev)
 	return &api.ReportResponse{}, nil
-}
-
-// printable replaces control characters, which could drive a terminal.
-func printable(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) < 0 {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 type sendFunc func(context.Context, api.SendRequest) (*api.SendResponse, io.ReadCloser, error)

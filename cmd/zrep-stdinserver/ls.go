@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // lsOutput is the document `ls --json` prints.
@@ -82,21 +83,29 @@ Exit status: 0 listed, 1 the listing could not be written, 2 bad flags,
 				enc.SetIndent("", "  ")
 				return withExit(exitFailure, enc.Encode(doc))
 			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			printf(tw, "NAME\tTYPE\tGUID\tCREATETXG\tCREATION\n")
-			for _, fs := range fss {
-				printf(tw, "%s\t%s\t\t\t\n", fs.Name, fs.Type)
-				for _, v := range fs.Versions {
-					printf(tw, "%s\t%s\t%s\t%d\t%s\n", v.Name, v.Type, v.GUID, v.CreateTXG, v.Creation.UTC().Format(time.RFC3339))
-				}
-			}
-			return withExit(exitFailure, tw.Flush())
+			return withExit(exitFailure, printTable(out, fss))
 		},
 	}
 	conn.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().StringVar(&zfsBin, "zfs-bin", "zfs", "with --local: the zfs binary")
 	return cmd
+}
+
+// printTable prints the listing as a table. The source chose the names and
+// types: they lose their control characters (see package printable), which
+// would otherwise reach the terminal, or break the table's cells and lines.
+func printTable(w io.Writer, fss []api.Filesystem) error {
+	p := printable.String
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	printf(tw, "NAME\tTYPE\tGUID\tCREATETXG\tCREATION\n")
+	for _, fs := range fss {
+		printf(tw, "%s\t%s\t\t\t\n", p(fs.Name), p(fs.Type))
+		for _, v := range fs.Versions {
+			printf(tw, "%s\t%s\t%s\t%d\t%s\n", p(v.Name), p(v.Type), v.GUID, v.CreateTXG, v.Creation.UTC().Format(time.RFC3339))
+		}
+	}
+	return tw.Flush()
 }
 
 // printf writes to w; a write error shows when the tabwriter is flushed.

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/zrep/zrep/internal/logging"
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -65,7 +66,8 @@ func run(args []string) int {
 	if errors.As(err, &silent) {
 		return int(silent)
 	}
-	fmt.Fprintf(os.Stderr, "zrep-stdinserver: %v\n", err)
+	// The error may quote the other end (its error text): printed as text.
+	fmt.Fprintf(os.Stderr, "zrep-stdinserver: %s\n", printable.String(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

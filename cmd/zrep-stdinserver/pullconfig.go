@@ -14,6 +14,7 @@ import (
 
 	"github.com/zrep/zrep/client"
 	"github.com/zrep/zrep/fleet"
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/internal/report"
 	"github.com/zrep/zrep/metrics"
 	"github.com/zrep/zrep/pullconfig"
@@ -213,7 +214,7 @@ func (p *pullSources) done(lw *report.LineWriter, r fleet.Result) {
 	}
 	w := lw.Prefixed("[" + r.Source.Name + "] ")
 	if r.Err != nil {
-		fmt.Fprintf(w, "source %s after %s: %v\n", strings.ToUpper(string(r.Outcome)), d, r.Err)
+		fmt.Fprintf(w, "source %s after %s: %s\n", strings.ToUpper(string(r.Outcome)), d, printable.String(r.Err.Error()))
 		return
 	}
 	fmt.Fprintf(w, "source OK in %s\n", d)

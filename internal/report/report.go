@@ -12,6 +12,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/replication"
 )
 
@@ -76,7 +77,7 @@ func (l *lineReporter) Report(ev replication.Event) {
 	case replication.EventPlan:
 		l.plan(ev.Plan)
 	case replication.EventStepStart:
-		fmt.Fprintf(l.w, "%s: step %d/%d: %s\n", ev.Dataset, ev.StepIndex, ev.StepCount, ev.Step)
+		l.printf("%s: step %d/%d: %s\n", ev.Dataset, ev.StepIndex, ev.StepCount, ev.Step)
 	case replication.EventProgress:
 		if !l.bars {
 			return
@@ -102,14 +103,23 @@ func (l *lineReporter) Report(ev replication.Event) {
 		_ = l.bar.Set64(ev.Bytes)
 	case replication.EventStepDone:
 		l.endBar()
-		fmt.Fprintf(l.w, "%s: step %d/%d done: %s in %s (%s/s)\n", ev.Dataset, ev.StepIndex, ev.StepCount,
+		l.printf("%s: step %d/%d done: %s in %s (%s/s)\n", ev.Dataset, ev.StepIndex, ev.StepCount,
 			replication.HumanBytes(ev.Bytes), ev.Duration.Round(time.Millisecond), replication.HumanBytes(int64(ev.BytesPerSecond)))
 	case replication.EventError:
 		l.endBar()
-		fmt.Fprintf(l.w, "%s: ERROR: %s\n", ev.Dataset, ev.Error)
+		l.printf("%s: ERROR: %s\n", ev.Dataset, ev.Error)
 	case replication.EventSummary:
 		l.summary(ev.Summary)
 	}
+}
+
+// printf prints one line. Names and errors in it may come from the other
+// end (a sink's report, a source's error text): the line loses every control
+// character they hold (see package printable), so that it reaches the
+// terminal as text, on one line.
+func (l *lineReporter) printf(format string, args ...any) {
+	line := strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")
+	_, _ = io.WriteString(l.w, printable.String(line)+"\n")
 }
 
 func (l *lineReporter) endBar() {
@@ -136,11 +146,11 @@ func (l *lineReporter) plan(plans []replication.DatasetPlan) {
 			for _, s := range p.Steps {
 				steps = append(steps, s.String())
 			}
-			fmt.Fprintf(l.w, "plan %s -> %s: %s\n", p.Dataset, p.Target, strings.Join(steps, ", then "))
+			l.printf("plan %s -> %s: %s\n", p.Dataset, p.Target, strings.Join(steps, ", then "))
 		case replication.ActionDiverged:
-			fmt.Fprintf(l.w, "plan %s -> %s: refused, diverged\n", p.Dataset, p.Target)
+			l.printf("plan %s -> %s: refused, diverged\n", p.Dataset, p.Target)
 		default:
-			fmt.Fprintf(l.w, "plan %s -> %s: %s\n", p.Dataset, p.Target, p.Action)
+			l.printf("plan %s -> %s: %s\n", p.Dataset, p.Target, p.Action)
 		}
 	}
 }
@@ -151,13 +161,13 @@ func (l *lineReporter) summary(s *replication.Summary) {
 		counts[r.Outcome]++
 		switch r.Outcome {
 		case replication.OutcomeReplicated:
-			fmt.Fprintf(l.w, "%-10s %s -> %s: %d snapshot(s), %s in %s\n", "OK", r.Dataset, r.Target, r.Snapshots, replication.HumanBytes(r.Bytes), r.Duration.Round(time.Millisecond))
+			l.printf("%-10s %s -> %s: %d snapshot(s), %s in %s\n", "OK", r.Dataset, r.Target, r.Snapshots, replication.HumanBytes(r.Bytes), r.Duration.Round(time.Millisecond))
 		case replication.OutcomePlanned:
-			fmt.Fprintf(l.w, "%-10s %s -> %s: %d snapshot(s) to receive\n", "PLANNED", r.Dataset, r.Target, r.Snapshots)
+			l.printf("%-10s %s -> %s: %d snapshot(s) to receive\n", "PLANNED", r.Dataset, r.Target, r.Snapshots)
 		case replication.OutcomeUpToDate, replication.OutcomeNoSnapshots:
-			fmt.Fprintf(l.w, "%-10s %s -> %s: %s\n", "OK", r.Dataset, r.Target, r.Outcome)
+			l.printf("%-10s %s -> %s: %s\n", "OK", r.Dataset, r.Target, r.Outcome)
 		default:
-			fmt.Fprintf(l.w, "%-10s %s -> %s: %s\n", strings.ToUpper(string(r.Outcome)), r.Dataset, r.Target, r.Error)
+			l.printf("%-10s %s -> %s: %s\n", strings.ToUpper(string(r.Outcome)), r.Dataset, r.Target, r.Error)
 		}
 	}
 	var parts []string
@@ -170,5 +180,5 @@ func (l *lineReporter) summary(s *replication.Summary) {
 	if len(parts) == 0 {
 		parts = append(parts, "no datasets")
 	}
-	fmt.Fprintf(l.w, "summary: %s\n", strings.Join(parts, ", "))
+	l.printf("summary: %s\n", strings.Join(parts, ", "))
 }

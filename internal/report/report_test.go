@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/internal/golden"
@@ -92,5 +94,46 @@ func TestJSONThrottlesProgress(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), `"progress"`); n != 5 {
 		t.Errorf("%d progress lines for 5 s of transfer, want 5", n)
+	}
+}
+
+// TestLinesArePrintable: names and errors can come from the other end (a
+// sink reports its run to the pusher; a source names its datasets and
+// words its errors). Whatever they hold, the lines printed have no
+// control character but the newline that ends each.
+func TestLinesArePrintable(t *testing.T) {
+	const bad = "\x1b]52;c;b3duZWQ=\x07\x1b[1A\rOK\n\u009b2J\x9b"
+	snap := api.Version{Name: "tank/x" + bad + "@s1", Type: api.TypeSnapshot}
+	step := replication.Step{Kind: replication.StepFull, To: snap, Snapshots: []api.Version{snap}}
+	res := replication.Result{Dataset: "tank/x" + bad, Target: "bk" + bad, Outcome: replication.Outcome("failed" + bad), Error: "boom" + bad}
+	events := []replication.Event{
+		{Type: replication.EventPlan, Plan: []replication.DatasetPlan{
+			{Dataset: "tank/x" + bad, Target: "bk" + bad, Action: replication.ActionReplicate, Steps: []replication.Step{step},
+				ClearResume: "why" + bad, RollbackTo: "tank/x@r" + bad},
+			{Dataset: "tank/y" + bad, Target: "bk" + bad, Action: replication.Action("odd" + bad)},
+			{Dataset: "tank/z" + bad, Target: "bk" + bad, Action: replication.ActionDiverged},
+		}},
+		{Type: replication.EventStepStart, Dataset: "tank/x" + bad, Step: &step, StepIndex: 1, StepCount: 1},
+		{Type: replication.EventStepDone, Dataset: "tank/x" + bad, StepIndex: 1, StepCount: 1},
+		{Type: replication.EventError, Dataset: "tank/x" + bad, Error: "boom" + bad},
+		{Type: replication.EventSummary, Summary: &replication.Summary{Results: []replication.Result{res}}},
+	}
+	var buf bytes.Buffer
+	r := New(&buf, Lines)
+	for _, ev := range events {
+		r.Report(ev)
+	}
+	out := buf.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 8 {
+		t.Errorf("%d lines, want 8 (one per plan, step, error and result, and the summary):\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if i := strings.IndexFunc(l, unicode.IsControl); i >= 0 || !utf8.ValidString(l) {
+			t.Errorf("a control character or a byte that is not UTF-8 in %q", l)
+		}
+	}
+	if !strings.Contains(out, "boom?]52;c;b3duZWQ=??[1A?OK ?2J\uFFFD") {
+		t.Errorf("the error's text is not shown with its control characters replaced:\n%s", out)
 	}
 }

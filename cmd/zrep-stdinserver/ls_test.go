@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/zrep/zrep/api"
+)
+
+// TestLsTableIsPrintable: the names and types ls prints come from the
+// source, which may lie. Terminal escape sequences, a carriage return or a
+// tab in them reach the table with their control characters replaced,
+// and the table keeps its rows.
+func TestLsTableIsPrintable(t *testing.T) {
+	const esc = "\x1b]0;owned\x07\x1b[2J\r\t\n\u009b"
+	fss := []api.Filesystem{
+		{Name: "tank", Type: "filesystem"},
+		{Name: "tank/a" + esc, Type: "filesystem" + esc, Versions: []api.Version{
+			{Name: "tank/a" + esc + "@s1", Type: "snapshot" + esc, GUID: 7, CreateTXG: 5},
+		}},
+	}
+	var buf bytes.Buffer
+	if err := printTable(&buf, fss); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Errorf("%d lines, want the header and three rows:\n%q", len(lines), out)
+	}
+	for _, l := range lines {
+		if i := strings.IndexFunc(l, unicode.IsControl); i >= 0 {
+			t.Errorf("a control character in %q", l)
+		}
+	}
+	if !strings.Contains(out, "tank/a?]0;owned??[2J?  ?@s1") {
+		t.Errorf("the snapshot's name is not shown with its control characters replaced:\n%s", out)
+	}
+}
