@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // humanCore writes entries as the lines a person reads among pull's
@@ -48,7 +50,7 @@ func (c *humanCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	case e.Level == zapcore.DebugLevel:
 		b.WriteString("debug: ")
 	}
-	b.WriteString(e.Message)
+	b.WriteString(printable.String(e.Message))
 	sep := ": "
 	for _, f := range append(append([]zapcore.Field(nil), c.fields...), fields...) {
 		for _, kv := range render(f) {
@@ -65,7 +67,8 @@ func (c *humanCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 func (c *humanCore) Sync() error { return c.w.Sync() }
 
 // render formats a field as key=value pairs (an object field gives one
-// pair per key); values with spaces are quoted.
+// pair per key); values with spaces, control characters (which a terminal
+// would take as commands) or bytes that are not UTF-8 are quoted, escaped.
 func render(f zapcore.Field) []string {
 	enc := zapcore.NewMapObjectEncoder()
 	f.AddTo(enc)
@@ -77,7 +80,7 @@ func render(f zapcore.Field) []string {
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
 		v := fmt.Sprint(enc.Fields[k])
-		if v == "" || strings.ContainsAny(v, " \t\"=") {
+		if v == "" || strings.ContainsAny(v, " \"=") || printable.String(v) != v {
 			v = fmt.Sprintf("%q", v)
 		}
 		out = append(out, k+"="+v)

@@ -65,6 +65,20 @@ func TestHumanLines(t *testing.T) {
 	}
 }
 
+// A field's value or a message may quote the other end (a source's error
+// text, a name it listed): on a terminal, its control characters would be
+// commands. Values that hold any are quoted, with them escaped; the
+// message loses them.
+func TestHumanLinesArePrintable(t *testing.T) {
+	var buf bufSyncer
+	log := zap.New(&humanCore{LevelEnabler: zap.InfoLevel, w: &buf})
+	log.Warn("peer said \x1b[2Jhi\nthere", zap.String("reason", "bye\x1b]0;owned\x07"), zap.String("c1", "a\u009bb"), zap.String("bytes", "a\x9bb"))
+	want := "warning: peer said ?[2Jhi there: reason=\"bye\\x1b]0;owned\\a\" c1=\"a\\u009bb\" bytes=\"a\\x9bb\"\n"
+	if got := buf.String(); got != want {
+		t.Errorf("human line:\n%q\nwant:\n%q", got, want)
+	}
+}
+
 func TestHumanIgnoredWithJSONOrFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "log")
 	log, err := New(Options{File: file, Human: true, Terminal: true})
