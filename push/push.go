@@ -115,15 +115,19 @@ func (p *pusher) options(ctx context.Context, _ api.PushOptionsRequest) (*api.Pu
 	return &api.PushOptions{DryRun: p.o.DryRun, Raw: p.o.Raw}, nil
 }
 
+// maxEventString bounds each string of a sink's event as the pusher shows
+// it: a snapshot name is at most 255 bytes; an error quoting zfs, a few lines.
+const maxEventString = 4096
+
 // report takes one event of the sink's run. The sink is not trusted with
 // the pusher's terminal: every string of the event (names in its plan and
-// steps, errors, the summary) loses its control characters.
+// steps, errors, the summary) loses its control characters, and is bounded.
 func (p *pusher) report(ctx context.Context, req api.ReportRequest) (*api.ReportResponse, error) {
 	var ev replication.Event
 	if err := json.Unmarshal(req.Event, &ev); err != nil {
 		return nil, rpc.Errorf(rpc.CodeInvalidArgument, "event: %v", err)
 	}
-	printable.Strings(&ev)
+	printable.Strings(&ev, maxEventString)
 	p.mu.Lock()
 	switch {
 	case ev.Type == replication.EventStepStart:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zrep/zrep/client"
 	"github.com/zrep/zrep/doctor"
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/pullconfig"
 	"github.com/zrep/zrep/rpc"
 	"github.com/zrep/zrep/zfs"
@@ -156,7 +157,7 @@ Exit status: 0 no errors (warnings are printed), 1 one or more errors,
 			r := doctor.Run(ctx, checks)
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(printable.JSON(out))
 				enc.SetIndent("", "  ")
 				err = enc.Encode(r)
 			} else {

@@ -79,7 +79,7 @@ Exit status: 0 listed, 1 the listing could not be written, 2 bad flags,
 					}
 					doc.Filesystems = append(doc.Filesystems, lsFilesystem{Name: fs.Name, Type: fs.Type, Versions: vs})
 				}
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(printable.JSON(out))
 				enc.SetIndent("", "  ")
 				return withExit(exitFailure, enc.Encode(doc))
 			}

@@ -8,6 +8,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -66,13 +67,19 @@ func run(args []string) int {
 	if errors.As(err, &silent) {
 		return int(silent)
 	}
-	// The error may quote the other end (its error text): printed as text.
-	fmt.Fprintf(os.Stderr, "zrep-stdinserver: %s\n", printable.String(err.Error()))
+	printError(os.Stderr, err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return exitUsage // cobra's own errors: unknown command or flag
+}
+
+// printError prints the error a command ended with. It may quote the other
+// end (its error text, a name it listed): it loses every control character
+// but its newlines and tabs (see package printable).
+func printError(w io.Writer, err error) {
+	fmt.Fprintf(w, "zrep-stdinserver: %s\n", printable.Text(err.Error()))
 }
 
 // globalFlags are the flags every subcommand has.

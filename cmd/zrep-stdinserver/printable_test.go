@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"unicode"
@@ -37,5 +38,17 @@ func TestLsTableIsPrintable(t *testing.T) {
 	}
 	if !strings.Contains(out, "tank/a?]0;owned??[2J?  ?@s1") {
 		t.Errorf("the snapshot's name is not shown with its control characters replaced:\n%s", out)
+	}
+}
+
+// TestPrintErrorIsPrintable: the error a command ends with may quote the
+// other end; it keeps its lines (zfs's own messages have several) and
+// loses every other control character.
+func TestPrintErrorIsPrintable(t *testing.T) {
+	var buf bytes.Buffer
+	printError(&buf, errors.New("listing the source's datasets: \x1b]0;owned\x07\r\u009b\u202e\ncannot open 'x':\tno such pool"))
+	want := "zrep-stdinserver: listing the source's datasets: ?]0;owned????\ncannot open 'x':\tno such pool\n"
+	if got := buf.String(); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
 	}
 }

@@ -209,7 +209,7 @@ func (p *pullSources) done(lw *report.LineWriter, r fleet.Result) {
 		if r.Err != nil {
 			ev.Error = r.Err.Error()
 		}
-		_ = json.NewEncoder(lw).Encode(ev)
+		_ = json.NewEncoder(printable.JSON(lw)).Encode(ev)
 		return
 	}
 	w := lw.Prefixed("[" + r.Source.Name + "] ")

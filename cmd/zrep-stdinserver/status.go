@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/spf13/cobra"
 
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/pullconfig"
 	"github.com/zrep/zrep/status"
 	"github.com/zrep/zrep/zfs"
@@ -76,7 +77,7 @@ status could not be read, 2 bad flags or configuration.`,
 				Now: time.Now(), WarnLag: lag})
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(printable.JSON(out))
 				enc.SetIndent("", "  ")
 				err = enc.Encode(r)
 			} else {

@@ -9,6 +9,8 @@ import (
 	"github.com/pkg/errors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // Options selects where and what to log.
@@ -52,8 +54,21 @@ func New(o Options) (*zap.Logger, error) {
 		}
 		sink = zapcore.Lock(f)
 	}
-	core := plainErrors{zapcore.NewCore(enc, sink, level)}
+	core := plainErrors{zapcore.NewCore(enc, escapedC1{sink}, level)}
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+}
+
+// escapedC1 writes zap's JSON and console lines with their C1 control
+// characters escaped (printable.EscapeC1): zap escapes C0 in field values
+// but writes C1 as it is, and a field may hold the other end's text. zap
+// writes each entry in one Write.
+type escapedC1 struct{ zapcore.WriteSyncer }
+
+func (w escapedC1) Write(p []byte) (int, error) {
+	if _, err := w.WriteSyncer.Write(printable.EscapeC1(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // plainErrors logs errors as their message only. Errors from pkg/errors

@@ -31,6 +31,24 @@ func TestErrorsAreLoggedWithoutStacks(t *testing.T) {
 	}
 }
 
+// zap writes C1 control characters of field values as they are; the
+// logger escapes them, in JSON and console lines alike.
+func TestC1IsEscaped(t *testing.T) {
+	for _, asJSON := range []bool{true, false} {
+		file := filepath.Join(t.TempDir(), "log")
+		log, err := New(Options{File: file, JSON: asJSON})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("call failed", zap.String("method", "x\u009b2J\x1b"))
+		_ = log.Sync()
+		b, _ := os.ReadFile(file)
+		if !strings.Contains(string(b), `x\u009b2J\u001b`) || strings.Contains(string(b), "\u009b") {
+			t.Errorf("JSON %t: %q", asJSON, b)
+		}
+	}
+}
+
 func TestUnknownLevel(t *testing.T) {
 	if _, err := New(Options{Level: "chatty"}); err == nil || !strings.Contains(err.Error(), "chatty") {
 		t.Fatalf("New(chatty) = %v", err)

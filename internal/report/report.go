@@ -30,7 +30,7 @@ const (
 func New(w io.Writer, mode Mode) replication.Reporter {
 	switch mode {
 	case JSON:
-		return &jsonReporter{enc: json.NewEncoder(w)}
+		return &jsonReporter{enc: json.NewEncoder(printable.JSON(w))}
 	case Terminal:
 		return &lineReporter{w: w, bars: true}
 	}
@@ -113,10 +113,8 @@ func (l *lineReporter) Report(ev replication.Event) {
 	}
 }
 
-// printf prints one line. Names and errors in it may come from the other
-// end (a sink's report, a source's error text): the line loses every control
-// character they hold (see package printable), so that it reaches the
-// terminal as text, on one line.
+// printf prints one line, without control characters: its names and
+// errors may be the other end's (package printable).
 func (l *lineReporter) printf(format string, args ...any) {
 	line := strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")
 	_, _ = io.WriteString(l.w, printable.String(line)+"\n")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/replication"
 )
 
@@ -65,7 +66,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 // sources running at once cannot share a terminal.
 func ForSource(l *LineWriter, mode Mode, source string) replication.Reporter {
 	if mode == JSON {
-		return &sourceJSON{enc: json.NewEncoder(l), source: source}
+		return &sourceJSON{enc: json.NewEncoder(printable.JSON(l)), source: source}
 	}
 	return &lineReporter{w: l.Prefixed("[" + source + "] ")}
 }
