@@ -177,11 +177,11 @@ func (g GUID) MarshalJSON() ([]byte, error) {
 func (g *GUID) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.Errorf("guid must be a decimal string, got %s", b)
+		return errors.Errorf("guid must be a decimal string, got %.64q", b)
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return errors.Errorf("guid %q is not a 64-bit decimal number", s)
+		return errors.Errorf("guid %.64q is not a 64-bit decimal number", s)
 	}
 	*g = GUID(v)
 	return nil

@@ -253,6 +253,11 @@ func TestSSHErrorError(t *testing.T) {
 			want: "ssh host: remote command failed (exit status 1): oops?[2J",
 		},
 		{
+			name: "C1 controls, bytes that are not UTF-8, tabs and bidi overrides too",
+			err:  newSSHError("host", 1, "oops\u009b2J\x9b\tx\u202e\n", io.EOF),
+			want: "ssh host: remote command failed (exit status 1): oops?2J\uFFFD x?",
+		},
+		{
 			name: "long lines are cut",
 			err:  newSSHError("host", 1, strings.Repeat("x", 600)+"\n", io.EOF),
 			want: "ssh host: remote command failed (exit status 1): " + strings.Repeat("x", 512) + "...",

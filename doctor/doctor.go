@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // Severity says how bad a finding is.
@@ -67,10 +69,13 @@ func Run(ctx context.Context, checks []Check) *Report {
 //	         fix: put restrict first in its options: restrict,command="..."
 func Render(w io.Writer, r *Report) error {
 	var b strings.Builder
+	// A message may quote the other end (a source's error text): every
+	// finding's text is printed on its line, without control characters.
+	p := printable.String
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "%-8s %s %s: %s\n", strings.ToUpper(string(f.Severity)), f.Check, f.Subject, f.Message)
+		fmt.Fprintf(&b, "%-8s %s %s: %s\n", strings.ToUpper(string(f.Severity)), f.Check, p(f.Subject), p(f.Message))
 		if f.Fix != "" {
-			fmt.Fprintf(&b, "%-8s fix: %s\n", "", f.Fix)
+			fmt.Fprintf(&b, "%-8s fix: %s\n", "", p(f.Fix))
 		}
 	}
 	switch {

@@ -41,3 +41,21 @@ func assertRendered(t *testing.T, name string, r *Report) {
 	}
 	golden.Assert(t, name, buf.Bytes())
 }
+
+// TestRenderIsPrintable: a finding can quote the other end (the error a
+// source answered with); the report has it on its line, without control
+// characters.
+func TestRenderIsPrintable(t *testing.T) {
+	r := &Report{Findings: []Finding{{Check: "session", Subject: "source web1\x1b[2J", Severity: Error,
+		Message: "listing failed: \x1b]0;owned\x07\r\n\u009b\x9b", Fix: "ask\x1b[1A"}}, Errors: 1}
+	var buf bytes.Buffer
+	if err := Render(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	want := "ERROR    session source web1?[2J: listing failed: ?]0;owned?? ?\uFFFD\n" +
+		"         fix: ask?[1A\n" +
+		"doctor: 1 error(s), 0 warning(s): fix the errors above\n"
+	if got := buf.String(); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/pkg/errors"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/sendstream"
 	"github.com/zrep/zrep/zfs"
 )
@@ -147,7 +148,8 @@ func checkListing(remote []api.Filesystem) ([]api.Filesystem, []Result) {
 	var bad []Result
 	for _, fs := range remote {
 		if err := checkFilesystem(fs); err != nil {
-			bad = append(bad, Result{Dataset: fs.Name, Outcome: OutcomeFailed,
+			// The name is the source's and may be anything: kept printable.
+			bad = append(bad, Result{Dataset: printable.Truncate(printable.String(fs.Name), 300), Outcome: OutcomeFailed,
 				Error: "the source listed it wrongly, and it was skipped: " + err.Error()})
 			continue
 		}

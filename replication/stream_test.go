@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/nvlist"
@@ -176,6 +177,7 @@ func TestRunSkipsBadlyListedDatasets(t *testing.T) {
 		fsys("tank/d", api.Version{Name: "tank/d#s1", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1}),
 		fsys("tank/e", api.Version{Name: "tank/e@x/y", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1}),
 		fsys("tank/f", api.Version{Name: "tank/f@s1", Type: api.TypeSnapshot, GUID: 1, CreateTXG: 1, Cursor: true}),
+		{Name: "tank/\x1b]0;owned\x07\r\u009b", Type: "filesystem"}, // reported, printable
 	}
 	src := newFakeSource(append([]api.Filesystem{good}, bad...)...)
 	dst := newFakeTarget(map[string][]zfs.Version{"backup": nil, runRoot: nil, runRoot + "/tank": nil})
@@ -195,6 +197,9 @@ func TestRunSkipsBadlyListedDatasets(t *testing.T) {
 		}
 		if r.Outcome != OutcomeFailed || !strings.Contains(r.Error, "listed it wrongly") || r.Target != "" {
 			t.Errorf("%q: %s, target %q: %s", r.Dataset, r.Outcome, r.Target, r.Error)
+		}
+		if strings.IndexFunc(r.Dataset+r.Error, unicode.IsControl) >= 0 {
+			t.Errorf("the source's name reaches the result with control characters: %q: %q", r.Dataset, r.Error)
 		}
 	}
 	for _, req := range src.sends {

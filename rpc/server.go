@@ -220,7 +220,7 @@ func (s *Server) serveCall(ctx context.Context, c *conn, ev event, buf []byte) e
 	}
 
 	start := time.Now()
-	log := c.log.With(zap.String("method", req.Method))
+	log := c.log.With(zap.String("method", truncateUTF8(req.Method, 64))) // the peer chose it
 	resp, body, err := s.invoke(callCtx, log, req)
 	var hdr []byte
 	if err == nil {

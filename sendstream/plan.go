@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/pkg/errors"
+
+	"github.com/zrep/zrep/internal/printable"
 )
 
 // Plan describes the stream a receiver asked a sender for: the snapshots it
@@ -161,7 +163,7 @@ func (e *Expectation) checkFeatures(b *Begin) error {
 	if b.Payload != nil {
 		for _, name := range b.Payload.Names() {
 			if !payloadKeys[name] {
-				return unplanned(b, "a stream of %s with parameters after its BEGIN record (%s)", b.ToName, strings.Join(b.Payload.Names(), ", "))
+				return unplanned(b, "a stream of %s with parameters after its BEGIN record (%s)", b.ToName, keyList(b.Payload.Names()))
 			}
 		}
 	}
@@ -195,7 +197,7 @@ func (e *Expectation) checkHeader(b *Begin) error {
 			}
 		}
 		if len(extra) > 0 {
-			return unplanned(b, "a compound stream whose header carries %s: %s", strings.Join(extra, ", "), describeHeader(extra))
+			return unplanned(b, "a compound stream whose header carries %s: %s", keyList(extra), describeHeader(extra))
 		}
 		if s, ok := b.Payload.String("tosnap"); !ok || s != last {
 			return unplanned(b, "a compound stream header whose tosnap is not %q", last)
@@ -209,6 +211,21 @@ func (e *Expectation) checkHeader(b *Begin) error {
 }
 
 // describeHeader says what the unexpected keys of a compound header do.
+// keyList names an nvlist's keys in an error. The stream chose them (any
+// bytes but NUL): each is made printable and bounded, and so is the list.
+func keyList(keys []string) string {
+	const most = 8
+	out := make([]string, 0, most+1)
+	for i, k := range keys {
+		if i == most {
+			out = append(out, fmt.Sprintf("and %d more", len(keys)-most))
+			break
+		}
+		out = append(out, printable.Truncate(printable.String(k), 64))
+	}
+	return strings.Join(out, ", ")
+}
+
 func describeHeader(keys []string) string {
 	for _, k := range keys {
 		if k == "fss" {

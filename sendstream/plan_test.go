@@ -3,6 +3,7 @@ package sendstream
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -163,6 +164,14 @@ func TestPlanSynthetic(t *testing.T) {
 			header(b, xdr(str("tosnap", "y"), nvlist.Pair{Name: "props", Type: nvlist.NVList, Value: &nvlist.List{Flags: 1}}))
 			return 0
 		}, "carries props"},
+		{"header keys that are terminal escapes, many of them: named printable, eight at most", plan, func(b *builder) int {
+			pairs := []nvlist.Pair{str("tosnap", "y")}
+			for i := 0; i < 20; i++ {
+				pairs = append(pairs, str(fmt.Sprintf("k%02d\x1b]0;owned\x07\u009b", i), "v"))
+			}
+			header(b, xdr(pairs...))
+			return 0
+		}, "k07?]0;owned??, and 12 more: unknown contents"},
 		{"holds feature on header", plan, func(b *builder) int {
 			b.begin(beginSpec{hdr: Compound, features: FeatureHolds, name: "p/a@y"}).end()
 			return 0

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/zrep/zrep/internal/printable"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
 )
@@ -73,7 +74,7 @@ func renderSource(b *strings.Builder, r *Report, s Source) {
 				last += fmt.Sprintf(", %d snapshot(s), %s", rec.Snapshots, replication.HumanBytes(rec.Bytes))
 			}
 			if rec.Error != "" {
-				why = append(why, fmt.Sprintf("  %s: %s", d.Dataset, oneLine(strings.TrimPrefix(rec.Error, d.Dataset+": "))))
+				why = append(why, fmt.Sprintf("  %s: %s", printable.String(d.Dataset), oneLine(strings.TrimPrefix(rec.Error, d.Dataset+": "))))
 			}
 		}
 		flag := ""
@@ -85,7 +86,7 @@ func renderSource(b *strings.Builder, r *Report, s Source) {
 				flag += fmt.Sprintf(" (older than %s)", Age(r.WarnLag))
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Dataset, snap, age, last, flag)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", printable.String(d.Dataset), printable.String(snap), age, printable.String(last), flag)
 	}
 	_ = tw.Flush()
 	for _, line := range strings.SplitAfter(table.String(), "\n") {
@@ -127,5 +128,5 @@ func Age(d time.Duration) string {
 
 // oneLine keeps an error on one line.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(printable.String(s)), " ")
 }

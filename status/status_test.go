@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/pkg/errors"
 
@@ -152,5 +154,35 @@ func TestAge(t *testing.T) {
 		if got := Age(d); got != want {
 			t.Errorf("Age(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestRenderIsPrintable: the state file keeps what the last run saw, and
+// some of it is the source's (a name it listed, the error text it sent).
+// status prints it without control characters, each row on its line.
+func TestRenderIsPrintable(t *testing.T) {
+	const bad = "\x1b]0;owned\x07\r\n\t\u009b\x9b"
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	r := &Report{Time: now, Sources: []Source{{Name: "web1", Root: "bk/web1",
+		LastRun: &Run{Finished: now, Outcome: pullstate.Failed, Error: "boom" + bad},
+		Error:   "partial" + bad,
+		Datasets: []Dataset{{Dataset: "tank/x" + bad, Target: "bk/web1/tank/x",
+			LastRun: &pullstate.Dataset{Outcome: replication.Outcome("failed" + bad), Error: "why" + bad}}},
+	}}}
+	var buf bytes.Buffer
+	if err := Render(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if i := strings.IndexFunc(l, unicode.IsControl); i >= 0 {
+			t.Errorf("a control character in %q", l)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != 6 {
+		t.Errorf("%d lines, want 6 (run, why, incomplete, table header and row, the dataset's why):\n%s", n, out)
+	}
+	if !strings.Contains(out, "tank/x?]0;owned??  ?\uFFFD: why?]0;owned?? ?\uFFFD") {
+		t.Errorf("the dataset's error is not shown with its control characters replaced:\n%s", out)
 	}
 }
