@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -27,7 +28,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("a parsed file has no identities")
 		}
 		for _, id := range ids {
+			ident, err := file.Identity(id)
+			if err != nil {
+				t.Fatalf("Identity(%q) of a listed identity: %v", id, err)
+			}
+			if ident.Source == nil && ident.Sink == nil {
+				t.Fatalf("identity %q may neither pull nor push", id)
+			}
 			flt, err := file.Filter(id)
+			if ident.Source == nil { // push only: no filter, and says so
+				if !errors.Is(err, ErrNoDatasets) {
+					t.Fatalf("Filter(%q) of a push-only identity: %v", id, err)
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatalf("Filter(%q): %v", id, err)
 			}
