@@ -48,14 +48,16 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# Each fuzz target for FUZZTIME (default 20s).
+# Each fuzz target for FUZZTIME (default 20s). A failing target does not
+# stop the others; the failures are listed at the end.
 fuzz:
-	@set -e; for pkg in ./rpc ./api ./policy ./authkeys ./zfs ./nvlist ./sendstream ./resumetoken ./internal/printable ./internal/cparse; do \
+	@failed=""; for pkg in ./rpc ./api ./policy ./authkeys ./zfs ./nvlist ./sendstream ./resumetoken ./internal/printable ./internal/cparse; do \
 	  for target in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$target"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || failed="$$failed $$pkg:$$target"; \
 	  done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs under PKG/testdata/fuzz)"; exit 1; fi
 
 # Streams 4 GiB through the rpc layer between two processes and through a
 # plain cat relay over the same kind of pipes; the last line is ratio=X.XX.
