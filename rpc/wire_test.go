@@ -282,27 +282,36 @@ func TestClientRejectsBadResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cs := fakeServer(t, func(srv io.ReadWriteCloser) {
-				_, _ = srv.Write(rawHello(ProtocolVersion))
-				buf := make([]byte, 4096)
-				_, _ = srv.Read(buf) // the request
-				_, _ = srv.Write(tt.reply)
-				time.Sleep(2 * time.Second)
-			})
-			cl, err := NewClient(context.Background(), cs, testConfig(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			body, err := cl.CallStream(context.Background(), "Echo", EchoReq{}, nil)
-			if err == nil && body != nil {
-				_, err = io.ReadAll(body)
-			}
+			err := callAnsweredWith(t, tt.reply)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
+}
+
+// callAnsweredWith calls Echo on a server that speaks by hand: it sends
+// HELLO, reads the request and answers with reply. It returns the call's
+// error, reading the body if there is one.
+func callAnsweredWith(t *testing.T, reply []byte) error {
+	t.Helper()
+	cs := fakeServer(t, func(srv io.ReadWriteCloser) {
+		_, _ = srv.Write(rawHello(ProtocolVersion))
+		buf := make([]byte, 4096)
+		_, _ = srv.Read(buf) // the request
+		_, _ = srv.Write(reply)
+		time.Sleep(2 * time.Second)
+	})
+	cl, err := NewClient(context.Background(), cs, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	body, err := cl.CallStream(context.Background(), "Echo", EchoReq{}, nil)
+	if err == nil && body != nil {
+		_, err = io.ReadAll(body)
+	}
+	return err
 }
 
 // helloFlags is a HELLO frame of this version with the given flags.
@@ -328,22 +337,7 @@ func TestClientCleansPeerErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cs := fakeServer(t, func(srv io.ReadWriteCloser) {
-				_, _ = srv.Write(rawHello(ProtocolVersion))
-				buf := make([]byte, 4096)
-				_, _ = srv.Read(buf) // the request
-				_, _ = srv.Write(tt.reply)
-				time.Sleep(2 * time.Second)
-			})
-			cl, err := NewClient(context.Background(), cs, testConfig(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			body, err := cl.CallStream(context.Background(), "Echo", EchoReq{}, nil)
-			if err == nil && body != nil {
-				_, err = io.ReadAll(body)
-			}
+			err := callAnsweredWith(t, tt.reply)
 			var re *Error
 			if !errors.As(err, &re) {
 				t.Fatalf("got %v, want the peer's *Error", err)
