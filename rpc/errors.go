@@ -28,8 +28,8 @@ const (
 	CodeUnavailable      Code = "unavailable"       // the server is shutting down
 )
 
-// maxPeerMessage bounds the text of an error or a CLOSE reason the peer
-// sent, as the client keeps and shows it.
+// maxPeerMessage bounds the message of an error the peer sent, as the
+// client keeps and shows it (a CLOSE reason is bounded by maxCloseLen).
 const maxPeerMessage = 4096
 
 // Error is a call-level error: the call failed, the session goes on.
