@@ -3,11 +3,10 @@ package push
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/printable/printabletest"
 	"github.com/zrep/zrep/replication"
 )
 
@@ -60,8 +59,8 @@ func TestReportCleansTheSinksStrings(t *testing.T) {
 	}
 }
 
-// checkStrings fails for every string of ev (as JSON shows it) that has a
-// control character, and returns how many strings it checked.
+// checkStrings fails for every string of ev (as JSON shows it) that is not
+// printable as it is, and returns how many strings it checked.
 func checkStrings(t *testing.T, ev replication.Event) int {
 	t.Helper()
 	b, err := json.Marshal(ev)
@@ -78,9 +77,7 @@ func checkStrings(t *testing.T, ev replication.Event) int {
 		switch v := v.(type) {
 		case string:
 			n++
-			if strings.IndexFunc(v, unicode.IsControl) >= 0 {
-				t.Errorf("a control character reached the reporter: %q", v)
-			}
+			printabletest.String(t, v)
 		case []any:
 			for _, e := range v {
 				walk(e)

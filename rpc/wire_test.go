@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/zrep/zrep/internal/printable/printabletest"
 )
 
 // rawFrame encodes one frame by hand, for adversarial inputs.
@@ -370,16 +370,11 @@ func TestClientCleansPeerErrors(t *testing.T) {
 	})
 }
 
-// assertPrintable fails unless s is UTF-8 without control characters and
-// at most limit bytes.
+// assertPrintable fails unless s is printable as it is (printabletest.String)
+// and at most limit bytes.
 func assertPrintable(t *testing.T, s string, limit int) {
 	t.Helper()
-	if !utf8.ValidString(s) {
-		t.Errorf("not UTF-8: %.80q", s)
-	}
-	if i := strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }); i >= 0 {
-		t.Errorf("a control character at %d: %.120q", i, s[max(0, i-20):])
-	}
+	printabletest.String(t, s)
 	if len(s) > limit {
 		t.Errorf("%d bytes, want at most %d", len(s), limit)
 	}

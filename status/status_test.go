@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/pkg/errors"
 
 	"github.com/zrep/zrep/internal/golden"
+	"github.com/zrep/zrep/internal/printable/printabletest"
 	"github.com/zrep/zrep/pullconfig"
 	"github.com/zrep/zrep/pullstate"
 	"github.com/zrep/zrep/replication"
@@ -174,14 +174,7 @@ func TestRenderIsPrintable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		if i := strings.IndexFunc(l, unicode.IsControl); i >= 0 {
-			t.Errorf("a control character in %q", l)
-		}
-	}
-	if n := strings.Count(out, "\n"); n != 6 {
-		t.Errorf("%d lines, want 6 (run, why, incomplete, table header and row, the dataset's why):\n%s", n, out)
-	}
+	printabletest.Lines(t, out, 6) // run, why, incomplete, table header and row, the dataset's why
 	if !strings.Contains(out, "tank/x?]0;owned??  ?\uFFFD: why?]0;owned?? ?\uFFFD") {
 		t.Errorf("the dataset's error is not shown with its control characters replaced:\n%s", out)
 	}

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/zrep/zrep/api"
+	"github.com/zrep/zrep/internal/printable/printabletest"
 )
 
 // TestLsTableIsPrintable: the names and types ls prints come from the
@@ -27,15 +27,7 @@ func TestLsTableIsPrintable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != 4 {
-		t.Errorf("%d lines, want the header and three rows:\n%q", len(lines), out)
-	}
-	for _, l := range lines {
-		if i := strings.IndexFunc(l, unicode.IsControl); i >= 0 {
-			t.Errorf("a control character in %q", l)
-		}
-	}
+	printabletest.Lines(t, out, 4) // the header and three rows
 	if !strings.Contains(out, "tank/a?]0;owned??[2J?  ?@s1") {
 		t.Errorf("the snapshot's name is not shown with its control characters replaced:\n%s", out)
 	}

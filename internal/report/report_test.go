@@ -6,11 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/zrep/zrep/api"
 	"github.com/zrep/zrep/internal/golden"
+	"github.com/zrep/zrep/internal/printable/printabletest"
 	"github.com/zrep/zrep/replication"
 )
 
@@ -124,15 +123,7 @@ func TestLinesArePrintable(t *testing.T) {
 		r.Report(ev)
 	}
 	out := buf.String()
-	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != 8 {
-		t.Errorf("%d lines, want 8 (one per plan, step, error and result, and the summary):\n%s", len(lines), out)
-	}
-	for _, l := range lines {
-		if i := strings.IndexFunc(l, unicode.IsControl); i >= 0 || !utf8.ValidString(l) {
-			t.Errorf("a control character or a byte that is not UTF-8 in %q", l)
-		}
-	}
+	printabletest.Lines(t, out, 8) // one per plan, step, error and result, and the summary
 	if !strings.Contains(out, "boom?]52;c;b3duZWQ=??[1A?OK ?2J\uFFFD") {
 		t.Errorf("the error's text is not shown with its control characters replaced:\n%s", out)
 	}
