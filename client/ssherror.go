@@ -188,7 +188,7 @@ func (e *SSHError) message() string {
 			break
 		}
 	}
-	return printable.Truncate(printable.String(pick), maxMessage)
+	return printable.Bounded(pick, maxMessage)
 }
 
 // tailBuffer keeps the last stderrTail bytes written to it.

@@ -149,7 +149,7 @@ func checkListing(remote []api.Filesystem) ([]api.Filesystem, []Result) {
 	for _, fs := range remote {
 		if err := checkFilesystem(fs); err != nil {
 			// The name is the source's and may be anything: kept printable.
-			bad = append(bad, Result{Dataset: printable.Truncate(printable.String(fs.Name), 300), Outcome: OutcomeFailed,
+			bad = append(bad, Result{Dataset: printable.Bounded(fs.Name, 300), Outcome: OutcomeFailed,
 				Error: "the source listed it wrongly, and it was skipped: " + err.Error()})
 			continue
 		}

@@ -336,7 +336,7 @@ func (c *conn) readFrames() error {
 			}
 			ev := event{kind: evCloseAck}
 			if h.Type == FrameClose {
-				ev = event{kind: evClose, reason: printable.Truncate(printable.String(string(p)), maxCloseLen)}
+				ev = event{kind: evClose, reason: printable.Bounded(string(p), maxCloseLen)}
 				if c.role == roleClient {
 					// Nothing on the client needs to finish first (the server
 					// ended any body before its CLOSE): acknowledge at once.

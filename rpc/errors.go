@@ -51,8 +51,8 @@ func (e *Error) Error() string {
 // package printable); the message is bounded by maxPeerMessage.
 func (e *Error) fromPeer() *Error {
 	return &Error{
-		Code:    Code(printable.Truncate(printable.String(string(e.Code)), 64)),
-		Message: printable.Truncate(printable.String(e.Message), maxPeerMessage),
+		Code:    Code(printable.Bounded(string(e.Code), 64)),
+		Message: printable.Bounded(e.Message, maxPeerMessage),
 	}
 }
 

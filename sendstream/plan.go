@@ -210,7 +210,6 @@ func (e *Expectation) checkHeader(b *Begin) error {
 	return nil
 }
 
-// describeHeader says what the unexpected keys of a compound header do.
 // keyList names an nvlist's keys in an error. The stream chose them (any
 // bytes but NUL): each is made printable and bounded, and so is the list.
 func keyList(keys []string) string {
@@ -221,11 +220,12 @@ func keyList(keys []string) string {
 			out = append(out, fmt.Sprintf("and %d more", len(keys)-most))
 			break
 		}
-		out = append(out, printable.Truncate(printable.String(k), 64))
+		out = append(out, printable.Bounded(k, 64))
 	}
 	return strings.Join(out, ", ")
 }
 
+// describeHeader says what the unexpected keys of a compound header do.
 func describeHeader(keys []string) string {
 	for _, k := range keys {
 		if k == "fss" {

@@ -52,6 +52,12 @@ func unsafe(r rune, lines bool) bool {
 	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
+// Bounded returns String(s) cut to at most limit bytes (Truncate): the
+// other end's text for one line of output. It cuts after cleaning, as
+// cleaning can make text longer (a byte that is not UTF-8 can become the
+// three of U+FFFD).
+func Bounded(s string, limit int) string { return Truncate(String(s), limit) }
+
 // Truncate returns s cut to at most limit bytes (a negative limit counts as
 // 0), at a character boundary, with "..." appended when it was cut.
 func Truncate(s string, limit int) string {
@@ -65,7 +71,7 @@ func Truncate(s string, limit int) string {
 	return s[:n] + "..."
 }
 
-// Strings applies String and then Truncate(limit) to every string that ptr
+// Strings applies Bounded(limit) to every string that ptr
 // points to or reaches through exported struct fields, pointers,
 // interfaces, slices, arrays and maps, in place; a string already printable
 // and short enough is not written. Map keys are cleaned too: two keys that
@@ -103,7 +109,7 @@ func walk(v reflect.Value, limit int) {
 	case reflect.Map:
 		walkMap(v, limit)
 	case reflect.String:
-		if s := Truncate(String(v.String()), limit); s != v.String() && v.CanSet() {
+		if s := Bounded(v.String(), limit); s != v.String() && v.CanSet() {
 			v.SetString(s)
 		}
 	}

@@ -39,6 +39,20 @@ func TestText(t *testing.T) {
 	}
 }
 
+// TestBounded: the text is cleaned first, then cut: a byte that is not
+// UTF-8 becomes a U+FFFD of three bytes, which must not push it past its
+// bound (a run of such bytes becomes a single U+FFFD).
+func TestBounded(t *testing.T) {
+	in := strings.Repeat("a\x9b", 5) // 10 bytes, 20 once cleaned
+	got := Bounded(in, 7)
+	if want := "a\uFFFDa..."; got != want {
+		t.Errorf("Bounded(%q, 7) = %q, want %q", in, got, want)
+	}
+	if got := Bounded("ok\x1b", 10); got != "ok?" {
+		t.Errorf("Bounded(ok ESC) = %q", got)
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
