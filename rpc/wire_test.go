@@ -351,7 +351,7 @@ func TestClientCleansPeerErrors(t *testing.T) {
 	t.Run("CLOSE reason", func(t *testing.T) {
 		cs := fakeServer(t, func(srv io.ReadWriteCloser) {
 			_, _ = srv.Write(rawHello(ProtocolVersion))
-			_, _ = srv.Write(rawFrame(FrameClose, 0, []byte("bye\x1b[2J\r\u009b"+strings.Repeat("\x9b", 1000))))
+			_, _ = srv.Write(rawFrame(FrameClose, 0, []byte("bye\x1b[2J\r\u009b"+strings.Repeat("y\x9b", 500))))
 			time.Sleep(2 * time.Second)
 		})
 		cl, err := NewClient(context.Background(), cs, testConfig(t))
@@ -364,7 +364,8 @@ func TestClientCleansPeerErrors(t *testing.T) {
 		if !errors.As(err, &pc) {
 			t.Fatalf("got %v, want a PeerClosedError", err)
 		}
-		// 1,000 bytes that are not UTF-8 become 3,000 of U+FFFD: cut again.
+		// 500 bytes that are not UTF-8, each after a letter, become 1,500 of
+		// U+FFFD: the reason is cut again after cleaning.
 		assertPrintable(t, pc.Reason, maxCloseLen+3)
 		assertPrintable(t, err.Error(), maxCloseLen+200)
 	})
